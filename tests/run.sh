@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian 12 / Raspberry Pi OS machine, then run
+# the linters, the unit and integration tests, and the benchmarks.
+#   bash tests/run.sh            everything
+#   bash tests/run.sh -k session extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(portaudio19-dev libasound2-plugins python3-venv)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+venv=${EDGE_AGENT_VENV:-.venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"; "$venv/bin/ruff" check agent tests
+echo "== mypy"; "$venv/bin/mypy"
+echo "== pytest"; "$venv/bin/python" -m pytest -q "$@"
+if [ -z "${*}" ]; then
+  echo "== benchmarks"; "$venv/bin/python" -m pytest -q -s tests/bench
+fi
