@@ -8,12 +8,13 @@ turns each into its own message, in the order they appear.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+import orjson
+import pybase64
 
 from agent.live.errors import ProtocolError
 from agent.live.types import (
@@ -35,7 +36,10 @@ from agent.live.types import (
     Transcription,
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
 
 # ---------------------------------------------------------------------------------------------
 # Client -> server
@@ -67,7 +71,7 @@ def _realtime_blob_frame(kind: str, blob: GenerativeContentBlob) -> str:
     # Base64 text never needs JSON escaping, so the frame is assembled around it without
     # running the payload through the JSON encoder: this is the per-chunk hot path.
     data = blob.data
-    b64 = base64.b64encode(data).decode("ascii") if isinstance(data, bytes) else _checked_b64(data)
+    b64 = pybase64.b64encode_as_string(data) if isinstance(data, bytes) else _checked_b64(data)
     return _blob_prefix(kind, blob.mime_type) + b64 + '"}}}'
 
 
@@ -138,8 +142,8 @@ def parse_server_frame(data: str | bytes | bytearray) -> ServerFrame:
     object is reported in ``problems`` with no messages.
     """
     try:
-        obj = json.loads(data)
-    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        obj = orjson.loads(data)
+    except (orjson.JSONDecodeError, TypeError) as exc:
         raise ProtocolError(f"server frame is not JSON: {exc}") from None
     frame = ServerFrame()
     if not isinstance(obj, dict):
@@ -171,15 +175,17 @@ def _parse_setup_complete(body: Any) -> LiveServerSetupComplete:
     return LiveServerSetupComplete(session_id=session_id if isinstance(session_id, str) else None)
 
 
+def _parse_blob(inline: JsonDict) -> GenerativeContentBlob:
+    return GenerativeContentBlob(str(inline.get("mimeType", "")), str(inline.get("data", "")))
+
+
 def _parse_part(raw: Any) -> Part:
     part = _obj(raw, "part")
-    text = part.get("text")
     inline = part.get("inlineData")
-    blob = None
-    if isinstance(inline, dict):
-        blob = GenerativeContentBlob(
-            mime_type=str(inline.get("mimeType", "")), data=str(inline.get("data", ""))
-        )
+    if len(part) == 1 and isinstance(inline, dict):  # the common case: a chunk of speech
+        return Part(inline_data=_parse_blob(inline))
+    text = part.get("text")
+    blob = _parse_blob(inline) if isinstance(inline, dict) else None
     call = part.get("functionCall")
     extra = {
         k: v for k, v in part.items() if k not in ("text", "inlineData", "thought", "functionCall")

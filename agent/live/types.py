@@ -8,11 +8,12 @@ a ``type`` discriminator with the same value as the Firebase SDK's ``LiveRespons
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
+
+import pybase64
 
 JsonDict = dict[str, Any]
 
@@ -86,7 +87,7 @@ class GenerativeContentBlob:
     def as_base64(self) -> str:
         """The data as standard base64 text."""
         if isinstance(self.data, bytes):
-            return base64.b64encode(self.data).decode("ascii")
+            return pybase64.b64encode_as_string(self.data)
         return self.data
 
     def to_wire(self) -> JsonDict:
@@ -115,14 +116,14 @@ def decode_base64(text: str) -> bytes:
 
     Raises ``ValueError`` (``binascii.Error``) on anything else.
     """
-    if "-" in text or "_" in text:
-        text = text.replace("-", "+").replace("_", "/")
     missing = -len(text) % 4
     if missing:
         text += "=" * missing
     try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+        if "-" in text or "_" in text:
+            return pybase64.b64decode(text, altchars="-_", validate=True)
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
         raise ValueError(f"invalid base64: {exc}") from None
 
 
