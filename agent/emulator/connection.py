@@ -1,0 +1,327 @@
+"""One WebSocket connection: handshake, the per-frame path, lifetime, and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from agent.emulator import wire
+from agent.emulator.faults import TOOL_KINDS, Fault, FaultKind, Trigger
+from agent.emulator.model import FakeModel
+from agent.emulator.recording import AudioChunk, ConnectionRecording, Received, Sent, VideoFrame
+from agent.emulator.routes import Backend, Credentials, Route, check_credentials
+from agent.emulator.sessions import ServerSession
+
+if TYPE_CHECKING:
+    from agent.emulator.server import Emulator
+
+log = structlog.get_logger(__name__)
+
+
+class LiveConnection:
+    """Serves one client connection for the :class:`Emulator` that accepted it."""
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        ws: ServerConnection,
+        number: int,
+        route: Route,
+        credentials: Credentials,
+        recording: ConnectionRecording,
+        faults: list[Fault],
+    ) -> None:
+        self.emulator, self.ws, self.number = emulator, ws, number
+        self.config = emulator.config
+        self.route, self.credentials, self.recording = route, credentials, recording
+        self.armed: list[Fault] = list(faults)
+        self.session: ServerSession | None = None
+        self.model: FakeModel | None = None
+        self.ready = False  # setupComplete sent
+        self.wants_handles = False
+        self.transparent = False
+        self.consumed = -1  # index of the last client message consumed (after setup)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = asyncio.Event()
+        self._running.set()
+        self.finished = asyncio.Event()
+        self.log = log.bind(connection=number, backend=route.backend.value)
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send one server message (binary frame unless configured otherwise); record it."""
+        frame = wire.encode(message)
+        if self.config.binary_frames:
+            await self.ws.send(frame)
+        else:
+            await self.ws.send(frame.decode("utf-8"))
+        if self.config.record:
+            self.recording.sent.append(Sent(time.monotonic(), message))
+
+    async def close(self, close: tuple[int, str]) -> None:
+        """Close with the service's code and reason."""
+        code, reason = close
+        self.log.info("emulator.close", code=code, reason=reason)
+        await self.ws.close(code, reason)
+
+    # --- main --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until the connection ends."""
+        try:
+            await self._handshake()
+            await self._serve()
+        except wire.ProtocolViolation as exc:
+            self.emulator.stats.violations += 1
+            self.log.info("emulator.violation", code=exc.code, detail=exc.detail)
+            await self.close((exc.code, exc.reason))
+        except ConnectionClosed:
+            pass
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.model is not None:
+                await self.model.stop()
+            if self.session is not None and self.session.open_connection == self.number:
+                self.session.open_connection = None
+                self.session.last_closed_at = time.monotonic()
+
+    async def _handshake(self) -> None:
+        try:
+            async with asyncio.timeout(self.config.scaled(self.config.setup_timeout_s)):
+                frame = await self.ws.recv()
+            t = time.monotonic()
+        except TimeoutError:
+            raise wire.ProtocolViolation(wire.DEADLINE_EXPIRED, "no setup message") from None
+        message = wire.load_json(frame)
+        kind, _ = wire.message_kind(message)
+        self._record(kind, message, t)
+        if kind != "setup":
+            raise wire.invalid(f"first message must be setup, got {kind}")
+        refused = check_credentials(self.credentials, self.config.api_key)
+        if refused is not None:
+            raise wire.ProtocolViolation(refused, "credentials refused")
+        setup = wire.parse_client_message(message, developer_api=self.route.developer_api)
+        assert isinstance(setup, wire.Setup)
+        model_id = wire.model_id(setup.model)
+        if model_id is None:
+            raise wire.invalid(f"malformed model name {setup.model!r}")
+        if self.config.models is not None and model_id not in self.config.models:
+            raise wire.ProtocolViolation(
+                (
+                    1008,
+                    f"models/{model_id} is not found for API version {self.route.version}, or is "
+                    "not supported for bidiGenerateContent. Call ListModels to see the list of "
+                    "available models and their supported methods.",
+                ),
+                "unknown model",
+            )
+        self.session = await self._open_session(setup, model_id)
+        self.wants_handles = setup.resumption is not None
+        self.transparent = bool(setup.resumption and setup.resumption.transparent)
+        self.model = FakeModel(
+            setup,
+            self.config,
+            self.session.state,
+            self,
+            vertex=self.route.backend in (Backend.VERTEX, Backend.FIREBASE_VERTEX),
+            resumable=self.wants_handles,
+        )
+        session_id = self.session.id if self.config.send_session_id else None
+        await self.send(wire.setup_complete(session_id))
+        self.ready = True
+        update = self.handle_update()
+        if update is not None:
+            await self.send(update)
+        self._start(self._lifetime(), "lifetime")
+        await self.fire(Trigger.NOW)
+
+    async def _open_session(self, setup: wire.Setup, model_id: str) -> ServerSession:
+        store, stats = self.emulator.sessions, self.emulator.stats
+        handle = setup.resumption.handle if setup.resumption else None
+        if handle is None:
+            session = store.create(model_id)
+            stats.sessions += 1
+            resumed = False
+        else:
+            session = store.resume(handle, model_id, time.monotonic())
+            if session.open_connection is not None:
+                await self.emulator.wait_for_close(
+                    session.open_connection, self.config.concurrent_resume_grace_s
+                )
+            if session.open_connection is not None:
+                # resuming while the old socket is open fails in production (§6)
+                raise wire.ProtocolViolation(wire.INTERNAL, "session still open elsewhere")
+            stats.resumed += 1
+            resumed = True
+        session.open_connection = self.number
+        session.connections += 1
+        self.emulator.recordings.attach(self.recording, session.id, resumed=resumed)
+        self.log = self.log.bind(session=session.id)
+        self.log.info("emulator.session", resumed=resumed, model=model_id)
+        return session
+
+    async def _serve(self) -> None:
+        model = self.model
+        assert model is not None
+        stats = self.emulator.stats
+        developer_api = self.route.developer_api
+        record = self.config.record
+        rec = self.recording
+        while True:
+            frame = await self.ws.recv()
+            t = time.monotonic()
+            started = time.perf_counter()
+            if not self._running.is_set():
+                await self._running.wait()
+            message = wire.load_json(frame)
+            parsed = wire.parse_client_message(message, developer_api=developer_api)
+            kind = _kind_of(parsed)
+            self.consumed += 1
+            stats.messages += 1
+            if record:
+                self._record(kind, message, t)
+                if isinstance(parsed, wire.Audio):
+                    rec.audio.append(AudioChunk(t, parsed.rate, parsed.samples))
+                elif isinstance(parsed, wire.Video):
+                    rec.video.append(VideoFrame(t, parsed.mime_type, parsed.data))
+            if isinstance(parsed, wire.Setup):
+                raise wire.invalid("setup sent twice")
+            await model.handle(parsed)
+            if isinstance(parsed, wire.Audio):
+                stats.audio_frames += 1
+                stats.frame_times.append(time.perf_counter() - started)
+            elif isinstance(parsed, wire.Video):
+                stats.video_frames += 1
+
+    def _record(self, kind: str, message: dict[str, Any], t: float) -> None:
+        if self.config.record:
+            rec = self.recording
+            rec.received.append(Received(len(rec.received), t, kind, message))
+
+    # --- lifetime ----------------------------------------------------------------------
+
+    async def _lifetime(self) -> None:
+        life = self.config.connection_lifetime_s
+        if life is None:
+            return
+        before = min(self.config.go_away_before_s, life)
+        await asyncio.sleep(self.config.scaled(life - before))
+        await self._go_away(before)
+
+    async def _go_away(self, seconds: float) -> None:
+        left = self.config.scaled(seconds)
+        await self.send(wire.go_away(left))
+        self.log.info("emulator.go_away", time_left_s=left)
+        await asyncio.sleep(left)
+        await self.close(wire.DEADLINE_EXPIRED)
+
+    # --- model host --------------------------------------------------------------------
+
+    def handle_update(self) -> dict[str, Any] | None:
+        """A sessionResumptionUpdate with a new handle, when the client asked for them."""
+        if not self.wants_handles or self.session is None:
+            return None
+        handle = self.emulator.sessions.issue_handle(self.session, time.monotonic())
+        last = self.consumed if self.transparent and self.consumed >= 0 else None
+        return wire.resumption_update(handle, last_consumed=last)
+
+    async def end_session(self, close: tuple[int, str]) -> None:
+        """The context window is full: the session cannot go on or be resumed."""
+        if self.session is not None:
+            self.session.ended = True
+        self._start(self.close(close), "end-session")
+
+    def arm(self, fault: Fault) -> None:
+        """Arm a fault; ``now`` faults fire at once once the connection is set up."""
+        self.armed.append(fault)
+        if fault.at is Trigger.NOW and self.ready:
+            self._start(self.fire(Trigger.NOW), "fault")
+
+    def take_tool_faults(self) -> list[Fault]:
+        """Armed repeat/cancel faults for the next tool call."""
+        taken = [f for f in self.armed if f.kind in TOOL_KINDS]
+        self.armed = [f for f in self.armed if f.kind not in TOOL_KINDS]
+        return taken
+
+    async def fire(self, trigger: Trigger) -> None:
+        """Execute the armed faults for ``trigger``."""
+        due = [f for f in self.armed if f.at is trigger and f.kind not in TOOL_KINDS]
+        if not due:
+            return
+        self.armed = [f for f in self.armed if f not in due]
+        for fault in due:
+            await self._execute(fault)
+
+    async def _execute(self, fault: Fault) -> None:
+        self.emulator.stats.faults += 1
+        self.log.info("emulator.fault", kind=fault.kind.value, at=fault.at.value)
+        kind = fault.kind
+        if kind is FaultKind.DROP:
+            self.ws.transport.abort()
+        elif kind is FaultKind.CLOSE:
+            self._start(self.ws.close(fault.code, fault.reason), "close")
+        elif kind is FaultKind.STALL:
+            self._stall(fault.seconds)
+        elif kind is FaultKind.MALFORMED_JSON:
+            await self.ws.send(b'{"serverContent": {"modelTurn": {"parts": [')
+        elif kind is FaultKind.UNKNOWN_MESSAGE:
+            await self.send({"somethingNew": {"detail": "a message kind clients do not know"}})
+        elif kind is FaultKind.OVERSIZED_FRAME:
+            pcm = bytes(max(0, fault.size * 3 // 4))
+            await self.send(wire.model_turn(wire.audio_part(pcm)))
+        elif kind is FaultKind.GO_AWAY:
+            self._start(
+                self._go_away(fault.seconds if fault.seconds is not None else 1.0), "go-away"
+            )
+
+    def _stall(self, seconds: float | None) -> None:
+        """Stop reading: no frames processed, TCP window fills, pings go unanswered."""
+        self._running.clear()
+        self.ws.transport.pause_reading()
+        if seconds is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.config.scaled(seconds), self._unstall)
+
+    def _unstall(self) -> None:
+        if not self.ws.transport.is_closing():
+            self.ws.transport.resume_reading()
+        self._running.set()
+
+    def _start(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(f"emulator-{name}-{self.number}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, ConnectionClosed):
+                self.log.error("emulator.task_failed", task=task.get_name(), error=repr(exc))
+
+
+_KINDS: dict[type, str] = {
+    wire.Setup: "setup",
+    wire.ClientContent: "clientContent",
+    wire.Audio: "realtimeInput.audio",
+    wire.Video: "realtimeInput.video",
+    wire.RealtimeText: "realtimeInput.text",
+    wire.ActivityStart: "realtimeInput.activityStart",
+    wire.ActivityEnd: "realtimeInput.activityEnd",
+    wire.AudioStreamEnd: "realtimeInput.audioStreamEnd",
+    wire.ToolResponse: "toolResponse",
+    wire.ContextUpdate: "contextUpdate",
+}
+
+
+def _kind_of(message: wire.ClientMessage) -> str:
+    return _KINDS[type(message)]

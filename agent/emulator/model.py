@@ -1,0 +1,401 @@
+"""The deterministic fake model behind one connection.
+
+It turns client input into user turns (spoken turns found by energy in the audio, or marked
+by activityStart/activityEnd; typed turns from clientContent and realtime text), answers each
+with the scenario's tool calls and reply, and keeps the session's token count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from websockets.exceptions import ConnectionClosed
+
+from agent.emulator import wire
+from agent.emulator.config import EmulatorConfig
+from agent.emulator.faults import Fault, FaultKind, Trigger
+from agent.emulator.scenario import DEFAULT, Rule, Scenario
+from agent.emulator.sessions import ConversationState
+from agent.emulator.speech import EnergyVad, VadEvent, VadSettings, pitch_for_voice, synth_voice
+
+log = structlog.get_logger(__name__)
+
+_MEDIA_TOKENS = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256}
+
+
+class ModelHost(Protocol):
+    """What the model needs from its connection."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send one server message."""
+
+    async def fire(self, trigger: Trigger) -> None:
+        """Fire the faults armed for ``trigger``."""
+
+    def take_tool_faults(self) -> list[Fault]:
+        """Remove and return the armed tool-call faults."""
+
+    def arm(self, fault: Fault) -> None:
+        """Arm a fault on this connection (from a scenario rule)."""
+
+    def handle_update(self) -> dict[str, Any] | None:
+        """A sessionResumptionUpdate for the current state (None: not requested)."""
+
+    async def end_session(self, close: tuple[int, str]) -> None:
+        """The session is over: close the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCall:
+    """A function call waiting for its response."""
+
+    name: str
+    future: asyncio.Future[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """One complete user turn."""
+
+    text: str
+    spoken: int | None
+    index: int
+    ended_at: float
+
+
+class FakeModel:
+    """Answers user turns on one connection; the state belongs to the session."""
+
+    def __init__(
+        self,
+        setup: wire.Setup,
+        config: EmulatorConfig,
+        state: ConversationState,
+        host: ModelHost,
+        *,
+        vertex: bool = False,
+        resumable: bool = False,
+    ) -> None:
+        self.setup, self.config, self.state, self.host = setup, config, state, host
+        self.scenario: Scenario = config.scenario or DEFAULT
+        self.vertex, self.resumable = vertex, resumable
+        activity = setup.activity
+        self.vad = EnergyVad(
+            VadSettings.for_setup(
+                config.speech_threshold_dbfs,
+                config.speech_start_ms,
+                config.silence_duration_ms,
+                activity.start_sensitivity,
+                activity.end_sensitivity,
+                activity.prefix_padding_ms,
+                activity.silence_duration_ms,
+            )
+        )
+        self.in_activity = False  # between activityStart and activityEnd
+        self.activity_text: list[str] = []
+        self.pending_text: list[str] = []  # clientContent turns without turnComplete yet
+        self.outstanding: dict[str, PendingCall] = {}
+        self.cancelled: set[str] = set()
+        self.turns: deque[UserTurn] = deque()
+        self._reply: asyncio.Task[None] | None = None
+        self._speaking = False  # a reply is being generated
+        self.image_tokens = _MEDIA_TOKENS.get(setup.media_resolution or "", config.image_tokens)
+        self.pitch = pitch_for_voice(setup.voice_name, config.reply_pitch_hz)
+
+    # --- input -------------------------------------------------------------------------
+
+    async def handle(self, message: wire.ClientMessage) -> None:
+        """Consume one client message (never ``Setup``)."""
+        if isinstance(message, wire.Audio):
+            await self._audio(message)
+        elif isinstance(message, wire.Video):
+            await self._add_tokens("IMAGE", self.image_tokens)
+        elif isinstance(message, wire.RealtimeText):
+            await self._add_tokens("TEXT", self._text_tokens(message.text))
+            if self.in_activity:
+                self.activity_text.append(message.text)
+            else:
+                await self._user_turn(message.text, spoken=False)
+        elif isinstance(message, wire.ClientContent):
+            await self._client_content(message)
+        elif isinstance(message, wire.ToolResponse):
+            await self._tool_response(message)
+        elif isinstance(message, wire.ActivityStart | wire.ActivityEnd):
+            await self._activity(message)
+        elif (
+            isinstance(message, wire.AudioStreamEnd)
+            and not self.setup.activity.disabled
+            and self.vad.force_end()
+        ):
+            await self._user_turn(None, spoken=True)
+
+    async def _audio(self, audio: wire.Audio) -> None:
+        await self._add_tokens(
+            "AUDIO", audio.samples.size / audio.rate * self.config.audio_tokens_per_s
+        )
+        if self.setup.activity.disabled:
+            return
+        for event in self.vad.feed(audio.samples, audio.rate):
+            if event is VadEvent.START:
+                log.debug("emulator.speech.start")
+                if self.setup.activity.interrupts:
+                    await self.interrupt()
+            else:
+                log.debug("emulator.speech.end", samples=self.vad.speech_samples)
+                await self._user_turn(None, spoken=True)
+
+    async def _activity(self, message: wire.ActivityStart | wire.ActivityEnd) -> None:
+        if not self.setup.activity.disabled:
+            raise wire.ProtocolViolation(wire.EXPLICIT_ACTIVITY, "activity signal with AAD on")
+        if isinstance(message, wire.ActivityStart):
+            if self.in_activity:
+                raise wire.invalid("activityStart while an activity is open")
+            self.in_activity, self.activity_text = True, []
+            if self.setup.activity.interrupts:
+                await self.interrupt()
+            return
+        if not self.in_activity:
+            raise wire.invalid("activityEnd without activityStart")
+        self.in_activity = False
+        await self._user_turn(" ".join(self.activity_text) or None, spoken=True)
+
+    async def _client_content(self, content: wire.ClientContent) -> None:
+        text_tokens = sum(
+            self._text_tokens(json.dumps(t, separators=(",", ":"))) for t in content.turns
+        )
+        await self._add_tokens("TEXT", text_tokens)
+        if content.images:
+            await self._add_tokens("IMAGE", self.image_tokens * len(content.images))
+        for turn in content.turns:
+            role = wire.get(turn, "role", "user")
+            words = " ".join(
+                str(wire.get(p, "text")) for p in wire.get(turn, "parts", []) if wire.has(p, "text")
+            )
+            if words:
+                self.state.history.append((str(role), words))
+        if content.text:
+            self.pending_text.append(content.text)
+        if content.turn_complete:
+            text, self.pending_text = " ".join(self.pending_text), []
+            await self._user_turn(text, spoken=False)
+
+    async def _tool_response(self, response: wire.ToolResponse) -> None:
+        for item in response.responses:
+            call_id = item.id
+            if call_id is None:  # Vertex may omit ids: match the only open call of that name
+                named = [cid for cid, call in self.outstanding.items() if call.name == item.name]
+                if len(named) != 1:
+                    raise wire.invalid(f"function response {item.name!r} matches no single call")
+                call_id = named[0]
+            if call_id in self.cancelled:
+                log.info("emulator.tool.late_response", id=call_id)
+                continue
+            call = self.outstanding.pop(call_id, None)
+            if call is None:
+                raise wire.invalid(f"function response for unknown call id {call_id!r}")
+            if call.name != item.name:
+                raise wire.invalid(f"function response name {item.name!r} does not match its call")
+            await self._add_tokens("TEXT", self._text_tokens(json.dumps(item.response)))
+            if not call.future.done():
+                call.future.set_result(item.response)
+
+    # --- turns -------------------------------------------------------------------------
+
+    async def _user_turn(self, text: str | None, *, spoken: bool) -> None:
+        self.state.user_turns += 1
+        spoken_index = None
+        if spoken:
+            self.state.spoken_turns += 1
+            spoken_index = self.state.spoken_turns
+            if text is None:
+                text = self.scenario.transcript(spoken_index)
+        turn = UserTurn(text or "", spoken_index, self.state.user_turns, time.monotonic())
+        self.state.history.append(("user", turn.text))
+        log.info("emulator.turn", index=turn.index, spoken=spoken_index, text=turn.text)
+        if self._speaking and self.setup.activity.interrupts and not spoken:
+            await self.interrupt()  # typed input barges in like speech does
+        self.turns.append(turn)
+        if self._reply is None or self._reply.done():
+            self._reply = asyncio.create_task(self._drain(), name="emulator-reply")
+
+    async def interrupt(self) -> None:
+        """Barge-in: stop the reply being generated; ``interrupted`` then ``turnComplete``."""
+        if not self._speaking or self._reply is None:
+            return
+        task, self._reply = self._reply, None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._speaking = False
+        open_calls = [cid for cid in self.outstanding if cid not in self.cancelled]
+        await self.host.send(wire.server_content(interrupted=True))
+        if open_calls:
+            await self.host.send(wire.tool_call_cancellation(open_calls))
+            self._cancel_calls(open_calls)
+        await self.host.send(wire.server_content(turnComplete=True))
+        log.info("emulator.interrupted")
+        if self.turns:
+            self._reply = asyncio.create_task(self._drain(), name="emulator-reply")
+
+    async def _drain(self) -> None:
+        try:
+            while self.turns:
+                turn = self.turns.popleft()
+                self._speaking = True
+                await self._respond(turn)
+                self._speaking = False
+        except ConnectionClosed:
+            pass
+        finally:
+            self._speaking = False
+
+    async def _respond(self, turn: UserTurn) -> None:
+        rule = self.scenario.match(turn.text, turn.spoken, turn.index)
+        if rule is not None and rule.fault is not None:
+            self.host.arm(rule.fault)
+        if turn.spoken is not None and self.setup.input_transcription:
+            for fragment in self._fragments(turn.text, self.config.transcript_words_per_fragment):
+                await self.host.send(wire.server_content(inputTranscription={"text": fragment}))
+        if rule is not None and rule.calls:
+            await self._call_tools(rule)
+        reply = self.scenario.reply_text(rule, turn.text)
+        response_tokens = await self._generate(reply, rule)
+        await self.host.send(wire.server_content(generationComplete=True))
+        usage = wire.usage_metadata(
+            {m: round(n) for m, n in self.state.tokens.items()}, response_tokens, vertex=self.vertex
+        )
+        for modality, n in response_tokens.items():
+            await self._add_tokens(modality, n)
+        self.state.history.append(("model", reply))
+        message = wire.server_content(turnComplete=True)
+        message["usageMetadata"] = usage
+        await self.host.send(message)
+        update = self.host.handle_update()
+        if update is not None:
+            await self.host.send(update)
+
+    async def _call_tools(self, rule: Rule) -> None:
+        loop = asyncio.get_running_loop()
+        calls: list[dict[str, Any]] = []
+        futures: list[asyncio.Future[dict[str, Any]]] = []
+        for spec in rule.calls:
+            self.state.calls_made += 1
+            call_id = f"function-call-{self.state.calls_made}"
+            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self.outstanding[call_id] = PendingCall(spec.name, future)
+            futures.append(future)
+            calls.append({"id": call_id, "name": spec.name, "args": spec.args})
+            if self.setup.function_names and spec.name not in self.setup.function_names:
+                log.warning("emulator.tool.undeclared", name=spec.name)
+        if self.resumable:
+            await self.host.send(wire.resumption_update(None, resumable=False))
+        await self.host.send(wire.tool_call(calls))
+        log.info("emulator.tool.call", names=[c["name"] for c in calls])
+        ids = [str(c["id"]) for c in calls]
+        for fault in self.host.take_tool_faults():
+            if fault.kind is FaultKind.REPEAT_TOOL_CALL:
+                await self.host.send(wire.tool_call(calls))
+            elif fault.kind is FaultKind.CANCEL_TOOL_CALL:
+                await asyncio.sleep(self.config.scaled(fault.seconds or 0.0))
+                await self.host.send(wire.tool_call_cancellation(ids))
+                self._cancel_calls(ids)
+        await self.host.fire(Trigger.TOOL_CALL)
+        if rule.wait:
+            await asyncio.gather(*futures, return_exceptions=True)
+
+    def _cancel_calls(self, ids: list[str]) -> None:
+        for call_id in ids:
+            self.cancelled.add(call_id)
+            call = self.outstanding.pop(call_id, None)
+            if call is not None:
+                call.future.cancel()
+
+    async def _generate(self, reply: str, rule: Rule | None) -> dict[str, int]:
+        """Send the reply as audio or text; return the response tokens by modality."""
+        cfg = self.config
+        if "TEXT" in self.setup.modalities:
+            pieces = self._fragments(reply, cfg.transcript_words_per_fragment)
+            start = time.monotonic()
+            for i, piece in enumerate(pieces):
+                await self._pace(start, i * 0.05)
+                await self.host.send(wire.model_turn({"text": piece}))
+                if i == 0:
+                    await self.host.fire(Trigger.REPLY)
+            return {"TEXT": self._text_tokens(reply)}
+        seconds = rule.audio_s if rule is not None and rule.audio_s else None
+        if seconds is None:
+            seconds = max(cfg.reply_min_s, len(reply) * cfg.reply_ms_per_char / 1000)
+        pcm = synth_voice(
+            round(seconds * wire.OUTPUT_RATE), wire.OUTPUT_RATE, self.pitch, cfg.reply_amplitude
+        )
+        step = round(wire.OUTPUT_RATE * cfg.reply_chunk_ms / 1000) * 2
+        chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
+        words = self._fragments(reply, cfg.transcript_words_per_fragment)
+        start = time.monotonic()
+        for i, chunk in enumerate(chunks):
+            await self._pace(start, i * cfg.reply_chunk_ms / 1000)
+            await self.host.send(wire.model_turn(wire.audio_part(chunk)))
+            if self.setup.output_transcription:
+                # spread the transcript over the audio: fragment k goes with chunk k*n/len
+                for k in range(len(words)):
+                    if k * len(chunks) // max(1, len(words)) == i:
+                        await self.host.send(
+                            wire.server_content(outputTranscription={"text": words[k]})
+                        )
+            if i == 0:
+                await self.host.fire(Trigger.REPLY)
+        return {"AUDIO": math.ceil(seconds * cfg.audio_tokens_per_s)}
+
+    async def _pace(self, start: float, at_s: float) -> None:
+        delay = start + self.config.scaled(at_s) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    # --- tokens ------------------------------------------------------------------------
+
+    def _text_tokens(self, text: str) -> int:
+        return math.ceil(len(text) / self.config.text_chars_per_token)
+
+    async def _add_tokens(self, modality: str, n: float) -> None:
+        tokens = self.state.tokens
+        tokens[modality] = tokens.get(modality, 0.0) + n
+        total = tokens["AUDIO"] + tokens["TEXT"] + tokens["IMAGE"]
+        compression = self.setup.compression
+        budget = self.config.session_token_budget
+        if compression is not None:
+            trigger = compression.trigger_tokens or int(budget * 0.8)
+            if total > trigger:
+                target = compression.target_tokens or trigger // 2
+                for key in tokens:
+                    tokens[key] *= target / total
+                self.state.compressions += 1
+                log.info("emulator.context.compressed", before=round(total), after=target)
+        elif total > budget:
+            log.info("emulator.context.full", tokens=round(total), budget=budget)
+            await self.host.end_session(wire.INVALID_ARGUMENT)
+
+    @staticmethod
+    def _fragments(text: str, words_per_fragment: int) -> list[str]:
+        """Split into fragments that concatenate back to ``text`` (spaces kept)."""
+        words = text.split(" ")
+        n = max(1, words_per_fragment)
+        out = [" ".join(words[i : i + n]) for i in range(0, len(words), n)]
+        return [f if i == 0 else " " + f for i, f in enumerate(out)] if text else []
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Cancel the reply in progress (the connection is going away)."""
+        task, self._reply = self._reply, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for call in self.outstanding.values():
+            call.future.cancel()
+        self.outstanding.clear()

@@ -1,0 +1,160 @@
+"""What the emulator received and sent, per connection and per session.
+
+Times are ``time.monotonic()`` at arrival (or at send), so a test in the same process can
+compare them with its own clock to measure latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One client message, in arrival order; ``index`` counts messages on its connection."""
+
+    index: int
+    t: float
+    kind: str
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Decoded samples of one realtime audio message."""
+
+    t: float
+    rate: int
+    samples: npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One received image."""
+
+    t: float
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One server message, as sent."""
+
+    t: float
+    message: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ConnectionRecording:
+    """Everything about one WebSocket connection."""
+
+    number: int
+    path: str
+    opened_at: float
+    session_id: str | None = None
+    resumed: bool = False
+    closed_at: float | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    received: list[Received] = field(default_factory=list)
+    audio: list[AudioChunk] = field(default_factory=list)
+    video: list[VideoFrame] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
+
+    def kinds(self) -> list[str]:
+        """The kinds of the received messages, in order (``realtimeInput.audio`` etc.)."""
+        return [r.kind for r in self.received]
+
+    def audio_samples(self) -> npt.NDArray[np.int16]:
+        """All received audio samples of this connection, concatenated."""
+        return _concat(self.audio)
+
+    def sent_kinds(self) -> list[str]:
+        """The top-level keys of the sent messages, in order."""
+        return ["+".join(s.message) for s in self.sent]
+
+
+@dataclass(slots=True)
+class SessionRecording:
+    """A session: one or more connections joined by resumption."""
+
+    session_id: str
+    connections: list[ConnectionRecording] = field(default_factory=list)
+
+    @property
+    def received(self) -> list[Received]:
+        """Every message of every connection, in arrival order."""
+        return [r for c in self.connections for r in c.received]
+
+    @property
+    def audio(self) -> list[AudioChunk]:
+        """Audio chunks of every connection, in arrival order."""
+        return [a for c in self.connections for a in c.audio]
+
+    @property
+    def video(self) -> list[VideoFrame]:
+        """Video frames of every connection, in arrival order."""
+        return [v for c in self.connections for v in c.video]
+
+    def audio_samples(self) -> npt.NDArray[np.int16]:
+        """All audio received in the session, across connections, concatenated."""
+        return _concat(self.audio)
+
+    def texts(self) -> list[str]:
+        """Texts the user sent (clientContent text parts and realtime text), in order."""
+        out: list[str] = []
+        for r in self.received:
+            body = next(iter(r.message.values()), None)
+            if r.kind == "realtimeInput.text" and isinstance(body, dict):
+                out.append(str(body.get("text", "")))
+            elif r.kind == "clientContent" and isinstance(body, dict):
+                for turn in body.get("turns", []) or []:
+                    for part in turn.get("parts", []) if isinstance(turn, dict) else []:
+                        if isinstance(part, dict) and isinstance(part.get("text"), str):
+                            out.append(part["text"])
+        return out
+
+
+class Recordings:
+    """All recordings of an emulator, by connection number and by session id."""
+
+    def __init__(self) -> None:
+        self.connections: list[ConnectionRecording] = []
+        self.sessions: dict[str, SessionRecording] = {}
+
+    def open_connection(self, number: int, path: str, t: float) -> ConnectionRecording:
+        """Start recording a connection."""
+        rec = ConnectionRecording(number=number, path=path, opened_at=t)
+        self.connections.append(rec)
+        return rec
+
+    def attach(self, rec: ConnectionRecording, session_id: str, *, resumed: bool) -> None:
+        """Bind a connection to its (new or resumed) session."""
+        rec.session_id, rec.resumed = session_id, resumed
+        self.sessions.setdefault(session_id, SessionRecording(session_id)).connections.append(rec)
+
+    def session(self, session_id: str | None = None) -> SessionRecording:
+        """A session by id, or the most recently started one."""
+        if session_id is None:
+            if not self.sessions:
+                raise LookupError("no session has been set up yet")
+            return next(reversed(self.sessions.values()))
+        return self.sessions[session_id]
+
+    def connection(self, number: int) -> ConnectionRecording:
+        """A connection by its 1-based number."""
+        for rec in self.connections:
+            if rec.number == number:
+                return rec
+        raise LookupError(f"no connection {number}")
+
+
+def _concat(chunks: list[AudioChunk]) -> npt.NDArray[np.int16]:
+    if not chunks:
+        return np.zeros(0, dtype=np.int16)
+    return np.concatenate([c.samples for c in chunks]).astype(np.int16, copy=False)
