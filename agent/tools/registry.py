@@ -1,0 +1,411 @@
+"""The tool registry: declarations for the model, validated and safe dispatch of its calls.
+
+One `ToolRegistry` owns every pin the agent uses: the tools' pins and the status GPIO. It
+claims them once (`open`), answers the Live API's function calls (`call`), and drives every
+output back to its safe state on shutdown, on error paths, when a call is cancelled or times
+out, and when the session has been gone longer than ``safe_after_disconnect_s``.
+
+`call` never raises for anything the model or a handler did: unknown names, invalid
+arguments, rate limits, timeouts and handler failures all come back as
+``{"error": "<what happened and what to do>"}``. Only asyncio cancellation propagates (the
+conversation cancels the call on toolCallCancellation), after the tool is made safe.
+
+Every call is audited with one ``tool.actuated`` event: tool, args, outcome, result,
+duration_ms, session, call_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+import structlog
+
+from agent.tools.errors import ArgumentError, ToolConfigError, ToolError
+from agent.tools.gpio import Action, Actuator, build_actuator
+from agent.tools.pins import make_pin_factory
+from agent.tools.ratelimit import SlidingWindowLimiter
+from agent.tools.runner import ThreadRunner
+from agent.tools.schema import validate_arguments
+from agent.tools.spec import GpioConfig, StatusGpioSpec, ToolSpec, check_pin_conflicts
+from agent.tools.status import ControlButtons, StatusIndicators
+
+__all__ = ["PinChange", "ToolRegistry"]
+
+log = structlog.get_logger(__name__)
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PinChange:
+    """A device changed: its logical ``state`` and the physical ``levels`` of its pins."""
+
+    device: str
+    state: dict[str, Any]
+    levels: dict[str, float | None]
+
+
+@dataclass(slots=True, eq=False)
+class _Tool:
+    spec: ToolSpec
+    actuator: Actuator
+    limiter: SlidingWindowLimiter | None
+    inflight: asyncio.Future[Any] | None = None
+    cancels: set[threading.Event] = field(default_factory=set)
+
+
+class ToolRegistry:
+    """Declarations, validation, dispatch and safety for the configured tools.
+
+    ``pin_factory``: a gpiozero pin factory object, a kind for `make_pin_factory`
+    (``"mock"``, ``"lgpio"``, ``"default"``), or None for gpiozero's default. ``clock`` (a
+    monotonic clock) drives the rate limits. ``cancel_grace_s`` bounds how long a cancelled
+    or timed-out handler gets to notice before its outputs are forced safe.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[ToolSpec],
+        pin_factory: Any = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        status: StatusGpioSpec | None = None,
+        safe_after_disconnect_s: float | None = 30.0,
+        chip: int | Literal["auto"] | None = None,
+        cancel_grace_s: float = 0.5,
+        max_workers: int | None = None,
+    ) -> None:
+        problems = check_pin_conflicts(specs, status)
+        if problems:
+            raise ToolConfigError(problems)
+        if isinstance(pin_factory, str):
+            pin_factory = make_pin_factory(pin_factory, chip)
+        self.pin_factory: Any = pin_factory
+        self._clock = clock
+        self._safe_after = safe_after_disconnect_s
+        self._grace_s = cancel_grace_s
+        self._workers = max_workers or max(2, min(8, len(specs)))
+        self._tools: dict[str, _Tool] = {}
+        for i, spec in enumerate(specs):
+            actuator = build_actuator(spec, pin_factory, loc=("tools", i))
+            actuator.notify = functools.partial(self._pin_changed, spec.name)
+            limiter = None if spec.rate_limit is None else SlidingWindowLimiter(
+                spec.rate_limit, clock)
+            self._tools[spec.name] = _Tool(spec, actuator, limiter)
+        self.indicators: StatusIndicators | None = None
+        self.buttons: ControlButtons | None = None
+        if status is not None:
+            self.indicators = StatusIndicators(status, pin_factory)
+            self.buttons = ControlButtons(status, pin_factory)
+        self._runner = ThreadRunner(self._workers)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[PinChange], None]] = []
+        self._opened = False
+        self._disconnect_timer: asyncio.TimerHandle | None = None
+        self._disconnected_at: float | None = None
+
+    @classmethod
+    def from_config(cls, config: GpioConfig, **kwargs: Any) -> ToolRegistry:
+        """Build from the parsed config (pin factory, chip, status GPIO, watchdog)."""
+        return cls(config.tools, kwargs.pop("pin_factory", config.pin_factory),
+                   status=config.status, safe_after_disconnect_s=config.safe_after_disconnect_s,
+                   chip=config.chip, **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Claim every pin (outputs start in their safe state).
+
+        ``loop`` (default: the running loop) receives pin-change and button callbacks.
+        Raises `GpioError` if a pin cannot be claimed, `ToolConfigError` if a custom
+        handler cannot be imported; whatever was claimed is released again.
+        """
+        if self._opened:
+            return
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self._loop = loop
+        opened: list[Any] = []
+        try:
+            for tool in self._tools.values():
+                tool.actuator.open()
+                opened.append(tool.actuator)
+            if self.indicators is not None:
+                self.indicators.open()
+                opened.append(self.indicators)
+            if self.buttons is not None:
+                self.buttons.open(loop)
+                opened.append(self.buttons)
+        except BaseException:
+            for part in reversed(opened):
+                part.close()
+            raise
+        if self.pin_factory is None:  # gpiozero chose its default on the first device
+            from gpiozero import Device
+
+            self.pin_factory = Device.pin_factory
+        self._runner = ThreadRunner(self._workers)  # a fresh pool after a close()
+        self._opened = True
+        log.info("tool.registry_opened", tools=list(self._tools),
+                 pin_factory=type(self.pin_factory).__name__)
+
+    def close(self) -> None:
+        """Stop running handlers, drive every output safe, release the pins."""
+        if not self._opened:
+            return
+        self.safe_all(reason="shutdown")
+        self._opened = False
+        if self._disconnect_timer is not None:
+            self._disconnect_timer.cancel()
+        for tool in self._tools.values():
+            try:
+                tool.actuator.close()
+            except Exception as exc:  # keep releasing the others
+                log.warning("tool.release_failed", tool=tool.spec.name, error=repr(exc))
+        for part in (self.indicators, self.buttons):
+            if part is not None:
+                part.close()
+        self._runner.close()
+        log.info("tool.registry_closed")
+
+    async def __aenter__(self) -> ToolRegistry:
+        self.open(asyncio.get_running_loop())
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ model-facing
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def declarations(self) -> list[dict[str, Any]]:
+        """The Live API ``functionDeclarations``: ``{"name", "description", "parameters"}``.
+
+        ``parameters`` is left out for functions without arguments: the API rejects an
+        object schema with no properties.
+        """
+        out: list[dict[str, Any]] = []
+        for tool in self._tools.values():
+            decl: dict[str, Any] = {"name": tool.spec.name, "description": tool.spec.description}
+            if tool.spec.parameters is not None:
+                decl["parameters"] = copy.deepcopy(dict(tool.spec.parameters))
+            out.append(decl)
+        return out
+
+    async def call(self, name: str, args: Mapping[str, Any] | None, *,
+                   call_id: str | None = None, session: str | None = None) -> dict[str, Any]:
+        """Carry out one function call; return the function response payload.
+
+        ``{"result": ...}`` on success, ``{"error": "..."}`` otherwise; never raises for bad
+        input, unknown names, handler errors or timeouts. If this coroutine is cancelled, the
+        handler is told to stop, the tool is made safe and `CancelledError` propagates.
+        """
+        started = time.perf_counter()
+        outcome, payload = "error", None
+        try:
+            outcome, payload = await self._dispatch(name, args)
+            return payload
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception as exc:  # a bug must not become an exception in the agent
+            log.exception("tool.internal_error", tool=name)
+            outcome, payload = "error", {"error": f"{name} failed inside the agent "
+                                                  f"({type(exc).__name__}); nothing more is "
+                                                  "known, do not retry"}
+            return payload
+        finally:
+            log.info("tool.actuated", tool=name, args=_loggable(args), outcome=outcome,
+                     result=payload, duration_ms=round((time.perf_counter() - started) * 1e3, 3),
+                     session=session, call_id=call_id)
+
+    async def _dispatch(self, name: str, args: Mapping[str, Any] | None) -> tuple[str, Payload]:
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(self._tools) or "none"
+            return "unknown", {"error": f"there is no function named {name!r}; the available "
+                                        f"functions are: {known}"}
+        if not self._opened:
+            return "closed", {"error": "the device's GPIO is shut down; nothing was changed"}
+        try:
+            action = tool.actuator.prepare(validate_arguments(tool.spec.parameters, args))
+        except ArgumentError as exc:
+            return "invalid", {"error": f"invalid arguments for {name}: {exc}. Nothing was "
+                                        "changed; call it again with corrected arguments"}
+        if tool.inflight is not None and not tool.inflight.done():
+            return "busy", {"error": f"{name} is still carrying out an earlier call; nothing "
+                                     "was changed, try again when that has finished"}
+        retry_after = tool.limiter.try_acquire() if tool.limiter else None
+        if retry_after is not None:
+            limit = tool.spec.rate_limit
+            assert limit is not None
+            return "rate_limited", {
+                "error": f"rate limit: {name} accepts at most {limit.calls} calls per "
+                         f"{limit.per_s:g} s; nothing was changed, try again in "
+                         f"{max(retry_after, 0.1):.1f} s"}
+        return await self._run(tool, action)
+
+    async def _run(self, tool: _Tool, action: Action) -> tuple[str, Payload]:
+        name, timeout = tool.spec.name, tool.spec.timeout_s
+        cancel = threading.Event()
+        tool.cancels.add(cancel)
+        fut = self._runner.submit(functools.partial(action, cancel), asyncio.get_running_loop())
+        tool.inflight = fut
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                value = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            await self._stop(tool, cancel, fut)
+            raise
+        except Exception as exc:
+            # A TimeoutError raised by the handler itself is a failure, not our deadline.
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                await self._stop(tool, cancel, fut)
+                return "timeout", {"error": f"{name} did not finish within {timeout:g} s and "
+                                            "was stopped; its outputs are back in their safe "
+                                            "state"}
+            self._restore(tool, "error")
+            if isinstance(exc, ToolError):
+                return "error", {"error": f"{name}: {exc}"}
+            log.warning("tool.handler_failed", tool=name, error=repr(exc))
+            return "error", {"error": f"{name} failed ({type(exc).__name__}: {exc}); its "
+                                      "outputs are back in their safe state"}
+        finally:
+            tool.cancels.discard(cancel)
+        return "ok", {"result": value}
+
+    async def _stop(self, tool: _Tool, cancel: threading.Event, fut: asyncio.Future[Any]) -> None:
+        """Tell the handler to stop, give it a bounded grace, then force the safe state."""
+        cancel.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self._grace_s)
+        except asyncio.CancelledError:
+            self._restore(tool, "cancelled")
+            raise
+        except BaseException:  # timed out or failed: the safe state follows either way
+            pass
+        if not fut.done():
+            # A handler that ignores its cancel event: make safe now and again when it ends.
+            log.warning("tool.handler_stuck", tool=tool.spec.name, grace_s=self._grace_s)
+            fut.add_done_callback(
+                functools.partial(self._restore_when_done, tool, "stuck handler ended"))
+        self._restore(tool, "stopped")
+
+    def _restore(self, tool: _Tool, reason: str) -> None:
+        try:
+            tool.actuator.safe()
+        except Exception as exc:
+            log.error("tool.safe_failed", tool=tool.spec.name, reason=reason, error=repr(exc))
+
+    def _restore_when_done(self, tool: _Tool, reason: str, _fut: asyncio.Future[Any]) -> None:
+        if self._opened:  # after close() the pins are released already
+            self._restore(tool, reason)
+
+    # ------------------------------------------------------------------ safety
+
+    def safe_all(self, reason: str = "request") -> None:
+        """Stop running handlers and drive every output to its safe state."""
+        if not self._opened:
+            return
+        for tool in self._tools.values():
+            for cancel in list(tool.cancels):
+                cancel.set()
+            self._restore(tool, reason)
+            if tool.inflight is not None and not tool.inflight.done():
+                tool.inflight.add_done_callback(
+                    functools.partial(self._restore_when_done, tool, f"{reason}, handler ended"))
+        log.info("tool.safe_all", reason=reason)
+
+    def note_session_state(self, live: bool) -> None:
+        """Tell the watchdog whether a Live session is up.
+
+        After ``safe_after_disconnect_s`` without a session every output goes safe: nobody
+        is left to switch things off.
+        """
+        if live:
+            self._disconnected_at = None
+            if self._disconnect_timer is not None:
+                self._disconnect_timer.cancel()
+                self._disconnect_timer = None
+            return
+        if self._disconnected_at is not None:
+            return  # already counting
+        self._disconnected_at = self._clock()
+        loop = self._loop or _running_loop()
+        if self._safe_after is not None and loop is not None:
+            self._disconnect_timer = loop.call_later(self._safe_after, self._disconnect_expired)
+
+    def _disconnect_expired(self) -> None:
+        self._disconnect_timer = None
+        log.warning("tool.session_gone", safe_after_disconnect_s=self._safe_after)
+        self.safe_all(reason="session gone")
+
+    # ------------------------------------------------------------------ observation
+
+    def on_change(self, callback: Callable[[PinChange], None]) -> Callable[[], None]:
+        """Call ``callback(change)`` on the loop whenever a device changes; returns an
+        unsubscribe function."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def describe_pins(self) -> dict[str, dict[str, Any]]:
+        """Current state of every claimed device: kind, pin levels and logical state."""
+        out: dict[str, dict[str, Any]] = {}
+        if not self._opened:
+            return out
+        for name, tool in self._tools.items():
+            out[name] = {"kind": tool.spec.kind, "pins": tool.actuator.levels(),
+                         "state": tool.actuator.state()}
+        if self.indicators is not None:
+            for name, info in self.indicators.levels().items():
+                out[name] = {"kind": "status_led", **info}
+        if self.buttons is not None:
+            out["status.buttons"] = {"kind": "buttons", "pins": {},
+                                     "state": {"muted": self.buttons.muted,
+                                               "talking": self.buttons.talking}}
+        return out
+
+    def _pin_changed(self, name: str) -> None:
+        if not self._listeners:
+            return
+        actuator = self._tools[name].actuator
+        change = PinChange(name, actuator.state(), actuator.levels())
+        loop = self._loop
+        if loop is None or loop.is_closed() or _running_loop() is loop:
+            self._emit(change)
+        else:
+            loop.call_soon_threadsafe(self._emit, change)
+
+    def _emit(self, change: PinChange) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(change)
+            except Exception:
+                log.exception("tool.change_callback_failed", device=change.device)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _loggable(args: Any) -> Any:
+    return dict(args) if isinstance(args, Mapping) else args
