@@ -68,7 +68,7 @@ class LiveConnection:
         """Close with the service's code and reason."""
         code, reason = close
         self.log.info("emulator.close", code=code, reason=reason)
-        await self.ws.close(code, reason)
+        await self.ws.close(code, fit_reason(reason))
 
     # --- main --------------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ class LiveConnection:
         if kind is FaultKind.DROP:
             self.ws.transport.abort()
         elif kind is FaultKind.CLOSE:
-            self._start(self.ws.close(fault.code, fault.reason), "close")
+            self._start(self.ws.close(fault.code, fit_reason(fault.reason)), "close")
         elif kind is FaultKind.STALL:
             self._stall(fault.seconds)
         elif kind is FaultKind.MALFORMED_JSON:
@@ -307,6 +307,14 @@ class LiveConnection:
             exc = task.exception()
             if not isinstance(exc, ConnectionClosed):
                 self.log.error("emulator.task_failed", task=task.get_name(), error=repr(exc))
+
+
+def fit_reason(reason: str, limit: int = 123) -> str:
+    """A close reason cut to the 123 UTF-8 bytes a close frame can carry (RFC 6455 §5.5)."""
+    data = reason.encode("utf-8")
+    if len(data) <= limit:
+        return reason
+    return data[:limit].decode("utf-8", errors="ignore")
 
 
 _KINDS: dict[type, str] = {

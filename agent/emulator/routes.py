@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from agent.emulator import wire
 
@@ -74,7 +74,8 @@ class Route:
 
 def match_route(target: str) -> Route | None:
     """Match a request target (path and query); repeated slashes and a path prefix are fine."""
-    path = _SLASHES.sub("/", urlsplit(target).path)
+    # not urlsplit: it reads a leading "//ws/..." as a host name
+    path = _SLASHES.sub("/", target.partition("?")[0].partition("#")[0])
     if len(path) > 1:
         path = path.rstrip("/")
     for backend, pattern in _ROUTES:
@@ -109,7 +110,7 @@ class Credentials:
 
 def extract_credentials(target: str, headers: Mapping[str, str]) -> Credentials:
     """Collect credentials from every form a client uses (live-protocol.md §9.4)."""
-    query = parse_qs(urlsplit(target).query)
+    query = parse_qs(target.partition("?")[2].partition("#")[0])
     key = next(iter(query.get("key", [])), None) or headers.get("x-goog-api-key")
     token = next(iter(query.get("access_token", [])), None)
     scheme = "access_token" if token else None
