@@ -177,10 +177,10 @@ class LiveConnection:
         rec = self.recording
         while True:
             frame = await self.ws.recv()
+            if not self._running.is_set():  # stalled: hold the frame until the stall ends
+                await self._running.wait()
             t = time.monotonic()
             started = time.perf_counter()
-            if not self._running.is_set():
-                await self._running.wait()
             message = wire.load_json(frame)
             parsed = wire.parse_client_message(message, developer_api=developer_api)
             kind = _kind_of(parsed)
@@ -192,14 +192,19 @@ class LiveConnection:
                     rec.audio.append(AudioChunk(t, parsed.rate, parsed.samples))
                 elif isinstance(parsed, wire.Video):
                     rec.video.append(VideoFrame(t, parsed.mime_type, parsed.data))
-            if isinstance(parsed, wire.Setup):
-                raise wire.invalid("setup sent twice")
-            await model.handle(parsed)
             if isinstance(parsed, wire.Audio):
+                # the per-frame path ends here; what speech detection found is acted on after
+                events = model.feed_audio(parsed)
                 stats.audio_frames += 1
                 stats.frame_times.append(time.perf_counter() - started)
-            elif isinstance(parsed, wire.Video):
+                if events:
+                    await model.on_speech_events(events)
+                continue
+            if isinstance(parsed, wire.Setup):
+                raise wire.invalid("setup sent twice")
+            if isinstance(parsed, wire.Video):
                 stats.video_frames += 1
+            await model.handle(parsed)
 
     def _record(self, kind: str, message: dict[str, Any], t: float) -> None:
         if self.config.record:
@@ -233,7 +238,7 @@ class LiveConnection:
         last = self.consumed if self.transparent and self.consumed >= 0 else None
         return wire.resumption_update(handle, last_consumed=last)
 
-    async def end_session(self, close: tuple[int, str]) -> None:
+    def end_session(self, close: tuple[int, str]) -> None:
         """The context window is full: the session cannot go on or be resumed."""
         if self.session is not None:
             self.session.ended = True

@@ -48,8 +48,8 @@ class ModelHost(Protocol):
     def handle_update(self) -> dict[str, Any] | None:
         """A sessionResumptionUpdate for the current state (None: not requested)."""
 
-    async def end_session(self, close: tuple[int, str]) -> None:
-        """The session is over: close the connection."""
+    def end_session(self, close: tuple[int, str]) -> None:
+        """The session is over: close the connection (soon, from a task)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +114,11 @@ class FakeModel:
     async def handle(self, message: wire.ClientMessage) -> None:
         """Consume one client message (never ``Setup``)."""
         if isinstance(message, wire.Audio):
-            await self._audio(message)
+            await self.on_speech_events(self.feed_audio(message))
         elif isinstance(message, wire.Video):
-            await self._add_tokens("IMAGE", self.image_tokens)
+            self._add_tokens("IMAGE", self.image_tokens)
         elif isinstance(message, wire.RealtimeText):
-            await self._add_tokens("TEXT", self._text_tokens(message.text))
+            self._add_tokens("TEXT", self._text_tokens(message.text))
             if self.in_activity:
                 self.activity_text.append(message.text)
             else:
@@ -136,13 +136,16 @@ class FakeModel:
         ):
             await self._user_turn(None, spoken=True)
 
-    async def _audio(self, audio: wire.Audio) -> None:
-        await self._add_tokens(
-            "AUDIO", audio.samples.size / audio.rate * self.config.audio_tokens_per_s
-        )
+    def feed_audio(self, audio: wire.Audio) -> list[VadEvent]:
+        """The per-frame path: count tokens and run speech detection; no I/O, no awaits."""
+        self._add_tokens("AUDIO", audio.samples.size / audio.rate * self.config.audio_tokens_per_s)
         if self.setup.activity.disabled:
-            return
-        for event in self.vad.feed(audio.samples, audio.rate):
+            return []
+        return self.vad.feed(audio.samples, audio.rate)
+
+    async def on_speech_events(self, events: list[VadEvent]) -> None:
+        """Act on detected speech: barge-in at its start, a user turn at its end."""
+        for event in events:
             if event is VadEvent.START:
                 log.debug("emulator.speech.start")
                 if self.setup.activity.interrupts:
@@ -170,9 +173,9 @@ class FakeModel:
         text_tokens = sum(
             self._text_tokens(json.dumps(t, separators=(",", ":"))) for t in content.turns
         )
-        await self._add_tokens("TEXT", text_tokens)
+        self._add_tokens("TEXT", text_tokens)
         if content.images:
-            await self._add_tokens("IMAGE", self.image_tokens * len(content.images))
+            self._add_tokens("IMAGE", self.image_tokens * len(content.images))
         for turn in content.turns:
             role = wire.get(turn, "role", "user")
             words = " ".join(
@@ -202,7 +205,7 @@ class FakeModel:
                 raise wire.invalid(f"function response for unknown call id {call_id!r}")
             if call.name != item.name:
                 raise wire.invalid(f"function response name {item.name!r} does not match its call")
-            await self._add_tokens("TEXT", self._text_tokens(json.dumps(item.response)))
+            self._add_tokens("TEXT", self._text_tokens(json.dumps(item.response)))
             if not call.future.done():
                 call.future.set_result(item.response)
 
@@ -271,7 +274,7 @@ class FakeModel:
             {m: round(n) for m, n in self.state.tokens.items()}, response_tokens, vertex=self.vertex
         )
         for modality, n in response_tokens.items():
-            await self._add_tokens(modality, n)
+            self._add_tokens(modality, n)
         self.state.history.append(("model", reply))
         message = wire.server_content(turnComplete=True)
         message["usageMetadata"] = usage
@@ -362,7 +365,7 @@ class FakeModel:
     def _text_tokens(self, text: str) -> int:
         return math.ceil(len(text) / self.config.text_chars_per_token)
 
-    async def _add_tokens(self, modality: str, n: float) -> None:
+    def _add_tokens(self, modality: str, n: float) -> None:
         tokens = self.state.tokens
         tokens[modality] = tokens.get(modality, 0.0) + n
         total = tokens["AUDIO"] + tokens["TEXT"] + tokens["IMAGE"]
@@ -378,7 +381,7 @@ class FakeModel:
                 log.info("emulator.context.compressed", before=round(total), after=target)
         elif total > budget:
             log.info("emulator.context.full", tokens=round(total), budget=budget)
-            await self.host.end_session(wire.INVALID_ARGUMENT)
+            self.host.end_session(wire.INVALID_ARGUMENT)
 
     @staticmethod
     def _fragments(text: str, words_per_fragment: int) -> list[str]:
