@@ -161,10 +161,18 @@ class ToolRegistry:
                  pin_factory=type(self.pin_factory).__name__)
 
     def close(self) -> None:
-        """Stop running handlers, drive every output safe, release the pins."""
+        """Stop running handlers, drive every output safe, release the pins.
+
+        Released pins become inputs (gpiozero), and every line is released when the process
+        ends anyway: wire loads so that an undriven pin is their safe state (a pull resistor
+        on the relay input), and rely on ``safe_state`` only while the agent runs.
+        """
         if not self._opened:
             return
         self.safe_all(reason="shutdown")
+        # Running handlers were told to stop; let them finish (bounded) before their
+        # devices go away underneath them.
+        self._runner.close(timeout=self._grace_s)
         self._opened = False
         if self._disconnect_timer is not None:
             self._disconnect_timer.cancel()
@@ -176,7 +184,6 @@ class ToolRegistry:
         for part in (self.indicators, self.buttons):
             if part is not None:
                 part.close()
-        self._runner.close()
         log.info("tool.registry_closed")
 
     async def __aenter__(self) -> ToolRegistry:
@@ -280,6 +287,9 @@ class ToolRegistry:
                 return "timeout", {"error": f"{name} did not finish within {timeout:g} s and "
                                             "was stopped; its outputs are back in their safe "
                                             "state"}
+            if not self._opened:
+                return "closed", {"error": f"{name} was stopped: the device's GPIO is "
+                                           "shutting down"}
             self._restore(tool, "error")
             if isinstance(exc, ToolError):
                 return "error", {"error": f"{name}: {exc}"}
@@ -308,14 +318,15 @@ class ToolRegistry:
         self._restore(tool, "stopped")
 
     def _restore(self, tool: _Tool, reason: str) -> None:
+        if not self._opened:  # released already (close() made everything safe first)
+            return
         try:
             tool.actuator.safe()
         except Exception as exc:
             log.error("tool.safe_failed", tool=tool.spec.name, reason=reason, error=repr(exc))
 
     def _restore_when_done(self, tool: _Tool, reason: str, _fut: asyncio.Future[Any]) -> None:
-        if self._opened:  # after close() the pins are released already
-            self._restore(tool, reason)
+        self._restore(tool, reason)
 
     # ------------------------------------------------------------------ safety
 

@@ -75,6 +75,8 @@ class ThreadRunner:
                 return
             fn, fut, loop = job
             try:
+                if self._closed:  # queued before close(): the hardware is being released
+                    raise RuntimeError("the runner was closed before this job started")
                 ok, value = True, fn()
             except BaseException as exc:  # delivered to the awaiting coroutine
                 ok, value = False, exc
@@ -83,7 +85,10 @@ class ThreadRunner:
                 loop.call_soon_threadsafe(_settle, fut, ok, value)
 
     def close(self, timeout: float = 1.0) -> None:
-        """Stop the workers once their current job ends; wait up to ``timeout`` in all."""
+        """Stop the workers once their current job ends; wait up to ``timeout`` in all.
+
+        Jobs still queued are not run: their futures get a `RuntimeError`.
+        """
         with self._lock:
             if self._closed:
                 return

@@ -123,7 +123,7 @@ def _check(schema: Mapping[str, Any], value: Any, path: str, problems: list[str]
             problems.append(f"{where} must be {describe(schema)} (got {_show(value)})")
     elif t == "string":
         if not isinstance(value, str):
-            problems.append(f"{where} must be a string (got {_show(value)})")
+            problems.append(f"{where} must be {describe(schema)} (got {_show(value)})")
             return value
         lo, hi = schema.get("minLength"), schema.get("maxLength")
         if lo is not None and len(value) < lo:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from gpiozero import LED, Button
+from gpiozero import LED, DigitalInputDevice
 
 from agent.tools.gpio import claim
 from agent.tools.spec import STATUS_LEDS, StatusGpioSpec
@@ -116,19 +116,23 @@ class ControlButtons:
             except RuntimeError:
                 loop = None
         self._loop = loop
-        pins = {"mute": self._spec.mute_button, "push_to_talk": self._spec.push_to_talk_button}
+        pins: dict[ButtonName, int | None] = {"mute": self._spec.mute_button,
+                                              "push_to_talk": self._spec.push_to_talk_button}
         for name, pin in pins.items():
             if pin is None:
                 continue
+            # DigitalInputDevice rather than Button: Button's hold-detection thread would
+            # delay close() by up to hold_time while a button is held.
             button = claim(
-                functools.partial(Button, pin, pull_up=self._spec.buttons_pull_up,
+                functools.partial(DigitalInputDevice, pin,
+                                  pull_up=self._spec.buttons_pull_up,
                                   bounce_time=self._spec.bounce_s, pin_factory=self._factory),
                 what=f"gpio.status.{name}_button", pins={name: pin})
-            button.when_pressed = lambda _dev=None, n=name: self._edge(n, True)
-            button.when_released = lambda _dev=None, n=name: self._edge(n, False)
-            self._buttons[name] = button  # type: ignore[index]
+            button.when_activated = functools.partial(self._edge, name, True)
+            button.when_deactivated = functools.partial(self._edge, name, False)
+            self._buttons[name] = button
         if self._spec.mute_mode == "switch" and "mute" in self._buttons:
-            self._muted = bool(self._buttons["mute"].is_pressed)
+            self._muted = bool(self._buttons["mute"].is_active)
         if self._buttons and self._loop is None:
             log.warning("gpio.buttons_without_loop",
                         detail="button events are dropped until attach(loop) is called")
