@@ -215,10 +215,11 @@ class LiveSession:
     async def receive(self) -> AsyncIterator[LiveServerMessage]:
         """Yield messages from the server as they arrive.
 
-        Does not stop at ``turnComplete``: it ends when this side closes the session, or the
-        server closes it with 1000. Any other close raises ``LiveConnectionClosed`` with the code
-        and reason. Breaking out of the loop loses nothing; call ``receive()`` again to go on.
-        One consumer at a time: a second task waiting at once gets a ``REQUEST_ERROR``.
+        Does not stop at ``turnComplete``: it ends when this side closes the session (after the
+        messages that were already on their way), or the server closes it with 1000. Any other
+        close raises ``LiveConnectionClosed`` with the code and reason. Breaking out of the loop
+        loses nothing; call ``receive()`` again to go on. One consumer at a time: a second task
+        waiting at once gets a ``REQUEST_ERROR``.
         """
         if self.is_closed and not self._pending:
             raise LiveSessionError(
@@ -230,8 +231,8 @@ class LiveSession:
         while True:
             while self._pending:
                 yield self._pending.popleft()
-            if self._closed_by_client:
-                return
+            # After close() this goes on reading what the server sent before the close, then
+            # ends: messages already on their way are not thrown away.
             if self._receiving:
                 raise LiveSessionError(
                     LiveErrorCode.REQUEST_ERROR,

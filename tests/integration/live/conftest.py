@@ -107,3 +107,8 @@ async def live_server() -> AsyncIterator[ScriptedServer]:
     async with serve(server._handler, "127.0.0.1", 0, compression=None) as ws_server:
         server.port = ws_server.sockets[0].getsockname()[1]
         yield server
+
+
+# The emulator's fixtures (``emulator``, ``emulator_config``), for the tests that need a whole
+# Live service rather than a scripted peer.
+from agent.emulator.pytest_plugin import emulator, emulator_config  # noqa: E402, F401
