@@ -1,0 +1,300 @@
+"""The typed, frozen configuration of the agent: one dataclass per section of the TOML file.
+
+Every field has the default used when the key is absent, so ``AgentConfig()`` is the
+configuration of an empty file. The file's keys are documented in ``agent.example.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from agent.tools.spec import GpioConfig, ToolSpec
+
+if TYPE_CHECKING:
+    from agent.media.dsp import CaptureFormat
+
+__all__ = [
+    "BACKENDS",
+    "ActivityDetectionConfig",
+    "AgentConfig",
+    "AudioConfig",
+    "AudioInput",
+    "AudioOutput",
+    "Backend",
+    "CameraConfig",
+    "CompressionConfig",
+    "CredentialsConfig",
+    "HealthConfig",
+    "LiveConfig",
+    "LoggingConfig",
+    "ReconnectConfig",
+    "SpeechGateConfig",
+]
+
+Backend = Literal["gemini", "vertex", "firebase-google", "firebase-vertex", "emulator"]
+BACKENDS: tuple[Backend, ...] = (
+    "gemini", "vertex", "firebase-google", "firebase-vertex", "emulator")
+
+DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
+
+
+# -- [live] ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsConfig:
+    """Where the API key (or, for ``vertex``, the access token) comes from; tried in order:
+    ``api_key_file``, ``$CREDENTIALS_DIRECTORY/<credential>`` (systemd ``LoadCredential=``),
+    the environment variable ``env``. The key itself is never in the config file."""
+
+    api_key_file: Path | None = None
+    credential: str | None = "api-key"
+    env: str | None = "GEMINI_API_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityDetectionConfig:
+    """The service's automatic voice activity detection (``[live.vad]``).
+
+    ``enabled = false``: the agent marks turns itself (activityStart/activityEnd from the
+    local speech gate or push-to-talk). ``barge_in``: the user's speech interrupts the model.
+    Sensitivities and durations left as None use the service's defaults.
+    """
+
+    enabled: bool = True
+    start_sensitivity: Literal["high", "low"] | None = None
+    end_sensitivity: Literal["high", "low"] | None = None
+    prefix_padding_ms: int | None = None
+    silence_duration_ms: int | None = None
+    barge_in: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionConfig:
+    """Context window compression (``[live.compression]``): a sliding window that lets a
+    session run past the service's 15-minute audio / 2-minute video limits."""
+
+    enabled: bool = True
+    trigger_tokens: int | None = None
+    target_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    """The Live API session (``[live]``)."""
+
+    backend: Backend = "gemini"
+    model: str = DEFAULT_MODEL
+    endpoint: str | None = None
+    project_id: str | None = None
+    location: str = "us-central1"
+    app_id: str | None = None
+    voice: str | None = None
+    language: str | None = None
+    response_modalities: tuple[Literal["AUDIO", "TEXT"], ...] = ("AUDIO",)
+    system_instruction: str | None = None
+    temperature: float | None = None
+    media_resolution: Literal["low", "medium", "high"] | None = None
+    input_transcription: bool = True
+    output_transcription: bool = True
+    connect_timeout_s: float = 10.0
+    vad: ActivityDetectionConfig = field(default_factory=ActivityDetectionConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+
+
+# -- [reconnect] ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectConfig:
+    """How a lost session is brought back (``[reconnect]``).
+
+    Backoff doubles from ``backoff_base_s`` up to ``backoff_cap_s`` (with jitter) and starts
+    over once a connection has stayed up ``stable_after_s``; a quota or rate-limit refusal
+    waits ``quota_backoff_s``. The last ``replay_audio_s`` of microphone audio is kept and
+    replayed into the new connection, so nothing said during the gap is lost. (Pins go to
+    their safe state after ``gpio.safe_after_disconnect_s`` without a session.)
+    """
+
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    quota_backoff_s: float = 60.0
+    stable_after_s: float = 10.0
+    replay_audio_s: float = 5.0
+
+    def policy_options(self) -> dict[str, float]:
+        """Keyword arguments for ``agent.live.resilient.ReconnectPolicy``."""
+        return {
+            "backoff_base_s": self.backoff_base_s, "backoff_cap_s": self.backoff_cap_s,
+            "quota_backoff_s": self.quota_backoff_s, "stable_after_s": self.stable_after_s,
+            "replay_audio_s": self.replay_audio_s,
+        }
+
+
+# -- [audio] --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInput:
+    """The microphone: a PyAudio device (name substring or index), a WAV file, a tone
+    (``tone_hz``) or silence. ``device`` None: the mic profile's device, else the default."""
+
+    kind: Literal["device", "wav", "tone", "silence"] = "device"
+    device: str | int | None = None
+    path: Path | None = None
+    tone_hz: float = 440.0
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOutput:
+    """The speaker (``[audio.output]``): a PyAudio device (None: the default), a WAV file,
+    or nothing. ``rate`` None: 24 kHz if the device takes it, else another it takes."""
+
+    kind: Literal["device", "wav", "null"] = "device"
+    device: str | int | None = None
+    path: Path | None = None
+    rate: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechGateConfig:
+    """The local voice-activity gate (``[audio.vad_gate]``): send speech only, with pre-roll."""
+
+    enabled: bool = False
+    margin_db: float = 10.0
+    min_dbfs: float = -50.0
+    hangover_ms: int = 400
+    preroll_ms: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class AudioConfig:
+    """Capture and playback (``[audio]``).
+
+    The capture format comes from the mic profile ``mic`` (a shipped profile's name or a
+    profile file's path; None: 16 kHz mono S16, what a ``plughw`` device gives), with any of
+    ``rate``, ``channels``, ``sample_format``, ``channel``, ``shift``, ``gain_db``, ``agc``
+    and ``dc_block`` written in the file overriding it: see `capture_format`.
+    """
+
+    input: AudioInput = field(default_factory=AudioInput)
+    mic: str | Path | None = None
+    rate: int | None = None
+    channels: int | None = None
+    sample_format: Literal["int16", "int32"] | None = None
+    channel: int | Literal["mix"] | None = None
+    shift: int | None = None
+    gain_db: float | None = None
+    agc: bool | None = None
+    dc_block: bool | None = None
+    chunk_ms: int = 40
+    echo: Literal["half_duplex", "none"] = "half_duplex"
+    tail_ms: int = 300
+    push_to_talk: bool = False
+    vad_gate: SpeechGateConfig = field(default_factory=SpeechGateConfig)
+    output: AudioOutput = field(default_factory=AudioOutput)
+
+    def capture_overrides(self) -> dict[str, Any]:
+        """The capture settings written in the file, as ``CaptureFormat`` keyword arguments:
+        ``dataclasses.replace(load_mic_profile(mic), **audio.capture_overrides())``."""
+        names = ("rate", "channels", "sample_format", "channel", "shift", "gain_db", "agc",
+                 "dc_block")
+        values = {name: getattr(self, name) for name in names}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def capture_format(self) -> CaptureFormat:
+        """The device format to open and convert: the mic profile with the overrides applied.
+
+        Raises ValueError (``MicProfileError``) for a bad profile or an impossible format;
+        ``load_config`` has already checked both, so a loaded config does not raise here.
+        """
+        from agent.media.dsp import CaptureFormat
+        from agent.media.mics import load_mic_profile
+
+        base = load_mic_profile(self.mic) if self.mic is not None else CaptureFormat()
+        return dataclasses.replace(base, **self.capture_overrides())
+
+
+# -- [camera] -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    """The camera (``[camera]``): one JPEG every ``interval_s`` while the session is live."""
+
+    enabled: bool = True
+    source: Literal["picamera2", "v4l2", "test-pattern", "image-folder"] = "picamera2"
+    camera_num: int = 0
+    device: str = "/dev/video0"
+    path: Path | None = None
+    width: int = 768
+    height: int = 576
+    interval_s: float = 1.0
+    quality: int = 80
+    skip_unchanged: bool = False
+    change_threshold: float = 3.0
+    max_interval_s: float = 10.0
+
+    def source_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``make_frame_source(camera.source, **options)``."""
+        if self.source == "picamera2":
+            return {"camera_num": self.camera_num, "quality": self.quality}
+        if self.source == "v4l2":
+            return {"device": self.device}
+        if self.source == "image-folder":
+            return {"path": self.path}
+        return {}
+
+    def stream_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``CameraStream(source, **options)``."""
+        return {
+            "width": self.width, "height": self.height, "interval_s": self.interval_s,
+            "quality": self.quality, "skip_unchanged": self.skip_unchanged,
+            "change_threshold": self.change_threshold, "max_interval_s": self.max_interval_s,
+        }
+
+
+# -- [logging], [health] --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """``[logging]``: ``format`` "auto" is JSON lines when stderr is not a terminal (journald)
+    and coloured console lines on a terminal."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """``[health]``: ``watchdog`` sends systemd's WATCHDOG=1 from the event loop (when the
+    unit sets WatchdogSec=)."""
+
+    watchdog: bool = True
+
+
+# -- the whole file -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """The whole configuration. ``source`` is the file it was read from (None: defaults)."""
+
+    live: LiveConfig = field(default_factory=LiveConfig)
+    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def tools(self) -> tuple[ToolSpec, ...]:
+        """The ``[[tools]]`` the model may call (parsed with the GPIO section)."""
+        return self.gpio.tools

@@ -1,0 +1,477 @@
+"""From the dict ``tomllib`` returns to `AgentConfig`, collecting every problem on the way.
+
+Each section has its own small parser over a `Section` reader; cross-section rules (a pin
+claimed twice, push-to-talk without a button) run once all sections are read. Secrets written
+inline are caught first, so the message says how to do it right instead of "unknown key".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from agent.config_errors import ConfigIssue, KeyPath
+from agent.config_model import (
+    BACKENDS,
+    DEFAULT_MODEL,
+    ActivityDetectionConfig,
+    AgentConfig,
+    AudioConfig,
+    AudioInput,
+    AudioOutput,
+    CameraConfig,
+    CompressionConfig,
+    CredentialsConfig,
+    HealthConfig,
+    LiveConfig,
+    LoggingConfig,
+    ReconnectConfig,
+    SpeechGateConfig,
+)
+from agent.config_reader import Section, describe, suggest
+from agent.tools.errors import ToolConfigError
+from agent.tools.spec import GpioConfig, parse_gpio
+
+__all__ = ["SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
+
+SECTIONS = ("live", "reconnect", "audio", "camera", "gpio", "tools", "logging", "health")
+
+SECRET_ADVICE = (
+    "secrets do not belong in the config file; put the key in a file only root can read "
+    "and name it in live.credentials.api_key_file, or load it with the unit's "
+    "LoadCredential=api-key:/etc/edge-agent/api-key (live.credentials.credential), or set "
+    "the GEMINI_API_KEY environment variable (live.credentials.env)")
+
+# Values that are credentials whatever key holds them: Google API keys, OAuth access tokens,
+# Live API ephemeral tokens.
+_SECRET_VALUE = re.compile(r"AIza[0-9A-Za-z_\-]{30,}|ya29\.[0-9A-Za-z_\-]{20,}|"
+                           r"auth_tokens/[0-9A-Za-z_\-]{8,}")
+# Keys whose string value is a secret (api_key, token, secret, password, ...).
+_SECRET_KEY = re.compile(r"(?i)(^|_)(api_?key|key|token|access_token|secret|password|passwd)$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+_FIREBASE_BACKENDS = ("firebase-google", "firebase-vertex")
+
+
+def find_inline_secrets(doc: Any, loc: KeyPath = ()) -> list[KeyPath]:
+    """Key paths of string values that are (or look like) credentials."""
+    found: list[KeyPath] = []
+    if isinstance(doc, Mapping):
+        for key, value in doc.items():
+            path = (*loc, key)
+            if isinstance(value, str) and (_SECRET_KEY.search(key) or _SECRET_VALUE.search(value)):
+                found.append(path)
+            else:
+                found += find_inline_secrets(value, path)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            if isinstance(value, str) and _SECRET_VALUE.search(value):
+                found.append((*loc, i))
+            else:
+                found += find_inline_secrets(value, (*loc, i))
+    return found
+
+
+def _without(doc: Any, paths: list[KeyPath]) -> Any:
+    """A copy of ``doc`` without the values at ``paths`` (already reported)."""
+    if not paths:
+        return doc
+    if isinstance(doc, Mapping):
+        heads = {p[0] for p in paths if len(p) == 1}
+        return {k: _without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == k])
+                for k, v in doc.items() if k not in heads}
+    if isinstance(doc, list):
+        heads = {p[0] for p in paths if len(p) == 1}
+        return [_without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == i])
+                for i, v in enumerate(doc) if i not in heads]
+    return doc
+
+
+def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
+                 problems: list[ConfigIssue]) -> AgentConfig:
+    """Parse a whole document; problems go to ``problems`` (the result is only valid when
+    none were added)."""
+    secrets = find_inline_secrets(doc)
+    for path in secrets:
+        problems.append(ConfigIssue(SECRET_ADVICE, path))
+    doc = _without(doc, secrets)
+    top = Section(doc, (), problems)
+    live = _live(top.section("live"), base_dir)
+    reconnect = _reconnect(top.section("reconnect"))
+    audio = _audio(top.section("audio"), base_dir)
+    camera = _camera(top.section("camera"), base_dir)
+    gpio = _gpio(top.get("gpio", None), top.get("tools", None), problems)
+    logging = _logging(top.section("logging"))
+    health_section = top.section("health")
+    health = HealthConfig(watchdog=health_section.flag("watchdog", True))
+    health_section.finish()
+    top.finish()
+    if audio.push_to_talk and (gpio.status is None or gpio.status.push_to_talk_button is None):
+        problems.append(ConfigIssue(
+            "needs a button: set gpio.status.push_to_talk_button to its GPIO number",
+            ("audio", "push_to_talk")))
+    return AgentConfig(live=live, reconnect=reconnect, audio=audio, camera=camera, gpio=gpio,
+                       logging=logging, health=health, source=source)
+
+
+# -- [live] ---------------------------------------------------------------------------------
+
+
+def _live(s: Section, base_dir: Path) -> LiveConfig:
+    d = LiveConfig()
+    backend = s.text("backend", d.backend, BACKENDS)
+    endpoint = s.text("endpoint", None)
+    if endpoint is not None and not endpoint.startswith(("ws://", "wss://")):
+        s.problem("endpoint", f'must be a WebSocket URL (ws://... or wss://...), got "{endpoint}"')
+        endpoint = None
+    project_id = s.text("project_id", None)
+    if backend in ("vertex", *_FIREBASE_BACKENDS) and project_id is None and not s.has(
+            "project_id"):
+        s.problem("project_id", f'is required with backend = "{backend}"')
+    app_id = s.text("app_id", None)
+    if app_id is not None and backend not in _FIREBASE_BACKENDS:
+        s.problem("app_id", "is only used with the firebase-google and firebase-vertex backends")
+    language = s.text("language", None)
+    if language is not None and not _LANGUAGE.fullmatch(language):
+        s.problem("language", f'must be a BCP-47 language code such as "en-US", got "{language}"')
+        language = None
+    live = LiveConfig(
+        backend=backend, model=s.text("model", DEFAULT_MODEL), endpoint=endpoint,
+        project_id=project_id, location=s.text("location", d.location), app_id=app_id,
+        voice=s.text("voice", None), language=language,
+        response_modalities=_modalities(s),
+        system_instruction=s.text("system_instruction", None),
+        temperature=s.number("temperature", None, 0.0, 2.0),
+        media_resolution=s.text("media_resolution", None, ("low", "medium", "high")),
+        input_transcription=s.flag("input_transcription", True),
+        output_transcription=s.flag("output_transcription", True),
+        connect_timeout_s=s.number("connect_timeout_s", d.connect_timeout_s, 0, 120,
+                                   lo_open=True),
+        vad=_activity_detection(s.section("vad")),
+        compression=_compression(s.section("compression")),
+        credentials=_credentials(s.section("credentials"), base_dir),
+    )
+    s.finish()
+    return live
+
+
+def _modalities(s: Section) -> tuple[Any, ...]:
+    raw = s.get("response_modalities", None)
+    if raw is None:
+        return ("AUDIO",)
+    if (not isinstance(raw, list) or len(raw) != 1
+            or raw[0] not in ("AUDIO", "TEXT")):
+        s.problem("response_modalities",
+                  'must be ["AUDIO"] or ["TEXT"] (a Live session answers in one modality)')
+        return ("AUDIO",)
+    return (raw[0],)
+
+
+def _activity_detection(s: Section) -> ActivityDetectionConfig:
+    sensitivity = ("high", "low")
+    vad = ActivityDetectionConfig(
+        enabled=s.flag("enabled", True),
+        start_sensitivity=s.text("start_sensitivity", None, sensitivity),
+        end_sensitivity=s.text("end_sensitivity", None, sensitivity),
+        prefix_padding_ms=s.integer("prefix_padding_ms", None, 0, 10_000),
+        silence_duration_ms=s.integer("silence_duration_ms", None, 0, 10_000),
+        barge_in=s.flag("barge_in", True),
+    )
+    s.finish()
+    return vad
+
+
+def _compression(s: Section) -> CompressionConfig:
+    trigger = s.integer("trigger_tokens", None, 1_000, 2_000_000)
+    target = s.integer("target_tokens", None, 0, 2_000_000)
+    if trigger is not None and target is not None and target >= trigger:
+        s.problem("target_tokens", f"must be less than trigger_tokens ({trigger}), got {target}")
+    compression = CompressionConfig(enabled=s.flag("enabled", True), trigger_tokens=trigger,
+                                    target_tokens=target)
+    s.finish()
+    return compression
+
+
+def _credentials(s: Section, base_dir: Path) -> CredentialsConfig:
+    d = CredentialsConfig()
+    key_file = s.text("api_key_file", None)
+    credential = s.text("credential", d.credential)
+    if credential is not None and not _CREDENTIAL_NAME.fullmatch(credential):
+        s.problem("credential", "must be a systemd credential name (letters, digits, "
+                                f'"_", ".", "-", "@"), got "{credential}"')
+    env = s.text("env", d.env)
+    if env is not None and not _ENV_NAME.fullmatch(env):
+        s.problem("env", f'must be an environment variable name, got "{env}"')
+    creds = CredentialsConfig(
+        api_key_file=None if key_file is None else _path(base_dir, key_file),
+        credential=credential, env=env)
+    s.finish()
+    return creds
+
+
+# -- [reconnect] ----------------------------------------------------------------------------
+
+
+def _reconnect(s: Section) -> ReconnectConfig:
+    d = ReconnectConfig()
+    base = s.number("backoff_base_s", d.backoff_base_s, 0, 60, lo_open=True)
+    cap = s.number("backoff_cap_s", d.backoff_cap_s, 0, 3600, lo_open=True)
+    if cap < base:
+        s.problem("backoff_cap_s", f"must be at least backoff_base_s ({base:g}), got {cap:g}")
+    reconnect = ReconnectConfig(
+        backoff_base_s=base, backoff_cap_s=cap,
+        quota_backoff_s=s.number("quota_backoff_s", d.quota_backoff_s, 0, 3600),
+        stable_after_s=s.number("stable_after_s", d.stable_after_s, 0, 3600),
+        replay_audio_s=s.number("replay_audio_s", d.replay_audio_s, 0, 30),
+    )
+    s.finish()
+    return reconnect
+
+
+# -- [audio] --------------------------------------------------------------------------------
+
+
+_FORMATS = {"int16": "int16", "int32": "int32", "S16_LE": "int16", "S32_LE": "int32"}
+
+
+def _audio(s: Section, base_dir: Path) -> AudioConfig:
+    d = AudioConfig()
+    channels = s.integer("channels", None, 1, 32)
+    fmt = s.text("sample_format", None, tuple(_FORMATS))
+    channel = s.get("channel", None)
+    if channel is not None and channel != "mix" and not (
+            isinstance(channel, int) and not isinstance(channel, bool) and 0 <= channel < 32):
+        s.problem("channel", f'must be "mix" or a channel number from 0, got {describe(channel)}')
+        channel = None
+    mic = s.text("mic", None)
+    audio = AudioConfig(
+        input=_audio_input(s, base_dir),
+        mic=None if mic is None else _mic(mic, base_dir),
+        rate=s.integer("rate", None, 8000, 384_000), channels=channels,
+        sample_format=None if fmt is None else cast(Any, _FORMATS[fmt]),
+        channel=channel, shift=s.integer("shift", None, 0, 23),
+        gain_db=s.number("gain_db", None, -40, 60), agc=s.flag("agc", None),
+        dc_block=s.flag("dc_block", None),
+        chunk_ms=s.integer("chunk_ms", d.chunk_ms, 10, 200),
+        echo=s.text("echo", d.echo, ("half_duplex", "none")),
+        tail_ms=s.integer("tail_ms", d.tail_ms, 0, 5000),
+        push_to_talk=s.flag("push_to_talk", False),
+        vad_gate=_speech_gate(s.section("vad_gate")),
+        output=_audio_output(s.section("output"), base_dir),
+    )
+    s.finish()
+    _check_capture(audio, s)
+    return audio
+
+
+def _mic(name: str, base_dir: Path) -> str | Path:
+    """A profile name stays a name; anything that looks like a path is resolved."""
+    if name.endswith(".toml") or "/" in name:
+        return _path(base_dir, name)
+    return name
+
+
+def _check_capture(audio: AudioConfig, s: Section) -> None:
+    """The mic profile exists and the overrides make a format the converter accepts."""
+    try:
+        audio.capture_format()
+    except ValueError as exc:  # MicProfileError is a ValueError too
+        from agent.media.mics import MicProfileError
+
+        key = "mic" if isinstance(exc, MicProfileError) else None
+        s.problem(key, str(exc))
+
+
+def _audio_input(s: Section, base_dir: Path) -> AudioInput:
+    raw = s.get("input", None)
+    if raw is None:
+        return AudioInput()
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return AudioInput(kind="device", device=raw)
+    if not isinstance(raw, str) or not raw.strip():
+        s.problem("input", 'must be a device name or index, "wav:PATH", "tone", "tone:HZ" or '
+                           f'"silence", got {describe(raw)}')
+        return AudioInput()
+    if raw == "silence":
+        return AudioInput(kind="silence", device=None)
+    if raw == "tone" or raw.startswith("tone:"):
+        return AudioInput(kind="tone", device=None, tone_hz=_tone(s, raw))
+    if raw.startswith("wav:"):
+        path = _path(base_dir, raw[4:])
+        problem = _wav_problem(path)
+        if problem:
+            s.problem("input", problem)
+        return AudioInput(kind="wav", device=None, path=path)
+    return AudioInput(kind="device", device=None if raw == "default" else raw)
+
+
+def _tone(s: Section, raw: str) -> float:
+    if raw == "tone":
+        return 440.0
+    try:
+        hz = float(raw[5:])
+    except ValueError:
+        hz = -1.0
+    if not 20.0 <= hz <= 7900.0:
+        s.problem("input", f'a tone must be "tone" or "tone:HZ" with 20 <= HZ <= 7900, '
+                           f'got "{raw}"')
+        return 440.0
+    return hz
+
+
+def _wav_problem(path: Path) -> str | None:
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except FileNotFoundError:
+        return f"no such file: {path}"
+    except IsADirectoryError:
+        return f"is a directory, not a WAV file: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return f"not a WAV file: {path}"
+    return None
+
+
+def _audio_output(s: Section, base_dir: Path) -> AudioOutput:
+    rate = s.integer("rate", None, 8000, 192_000)
+    raw = s.get("device", None)
+    out = AudioOutput(rate=rate)
+    if raw is None or raw == "default":
+        pass
+    elif isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        out = AudioOutput(kind="device", device=raw, rate=rate)
+    elif not isinstance(raw, str) or not raw.strip():
+        s.problem("device", 'must be a device name or index, "wav:PATH" or "null", '
+                            f"got {describe(raw)}")
+    elif raw == "null":
+        out = AudioOutput(kind="null", device=None, rate=rate)
+    elif raw.startswith("wav:"):
+        path = _path(base_dir, raw[4:])
+        if not path.parent.is_dir():
+            s.problem("device", f"the folder for {path} does not exist")
+        elif not os.access(path.parent, os.W_OK):
+            s.problem("device", f"cannot write to {path.parent}")
+        out = AudioOutput(kind="wav", device=None, path=path, rate=rate)
+    else:
+        out = AudioOutput(kind="device", device=raw, rate=rate)
+    s.finish()
+    return out
+
+
+def _speech_gate(s: Section) -> SpeechGateConfig:
+    d = SpeechGateConfig()
+    gate = SpeechGateConfig(
+        enabled=s.flag("enabled", d.enabled),
+        margin_db=s.number("margin_db", d.margin_db, 0, 60),
+        min_dbfs=s.number("min_dbfs", d.min_dbfs, -100, 0),
+        hangover_ms=s.integer("hangover_ms", d.hangover_ms, 0, 5000),
+        preroll_ms=s.integer("preroll_ms", d.preroll_ms, 0, 2000),
+    )
+    s.finish()
+    return gate
+
+
+# -- [camera] -------------------------------------------------------------------------------
+
+
+_CAMERA_SOURCES = ("picamera2", "v4l2", "test-pattern", "image-folder")
+
+
+def _camera(s: Section, base_dir: Path) -> CameraConfig:
+    d = CameraConfig()
+    source = s.text("source", d.source, _CAMERA_SOURCES)
+    for key, kind in (("camera_num", "picamera2"), ("device", "v4l2"), ("path", "image-folder")):
+        if s.has(key) and source != kind:
+            s.problem(key, f'is only used with source = "{kind}"')
+    path_text = s.text("path", None)
+    path = None if path_text is None else _path(base_dir, path_text)
+    if source == "image-folder":
+        if path is None and not s.has("path"):
+            s.problem("path", 'is required with source = "image-folder" (a folder of JPEG/PNG '
+                              "files, or one file)")
+        elif path is not None and not path.exists():
+            s.problem("path", f"no such file or folder: {path}")
+    width = _even_side(s, "width", d.width)
+    height = _even_side(s, "height", d.height)
+    interval = s.number("interval_s", d.interval_s, 0.05, 3600)
+    max_interval = s.number("max_interval_s", d.max_interval_s, 0.05, 86_400)
+    if max_interval < interval:
+        s.problem("max_interval_s", f"must be at least interval_s ({interval:g}), "
+                                    f"got {max_interval:g}")
+    camera = CameraConfig(
+        enabled=s.flag("enabled", d.enabled), source=source,
+        camera_num=s.integer("camera_num", d.camera_num, 0, 15),
+        device=s.text("device", d.device), path=path, width=width, height=height,
+        interval_s=interval, quality=s.integer("quality", d.quality, 1, 100),
+        skip_unchanged=s.flag("skip_unchanged", d.skip_unchanged),
+        change_threshold=s.number("change_threshold", d.change_threshold, 0, 255),
+        max_interval_s=max_interval,
+    )
+    s.finish()
+    return camera
+
+
+def _even_side(s: Section, key: str, default: int) -> int:
+    value: int = s.integer(key, default, 16, 4096)
+    if value % 2:
+        s.problem(key, f"must be an even number of pixels, got {value}")
+        return default
+    return value
+
+
+# -- [gpio] and [[tools]] (parsed by the tools layer) ---------------------------------------
+
+
+_EXPECTED = re.compile(r"^unknown key(?P<context>.*?); expected one of: (?P<keys>.*)$")
+
+
+def _gpio(gpio: Any, tools: Any, problems: list[ConfigIssue]) -> GpioConfig:
+    if gpio is not None and not isinstance(gpio, Mapping):
+        problems.append(ConfigIssue("must be a table", ("gpio",)))
+        gpio = None
+    if tools is not None and not isinstance(tools, list):
+        problems.append(ConfigIssue("must be an array of tables ([[tools]])", ("tools",)))
+        tools = None
+    try:
+        return parse_gpio(gpio, tools)
+    except ToolConfigError as exc:
+        for p in exc.problems:
+            problems.append(ConfigIssue(_suggest_tool_key(p.loc, p.message), p.loc))
+        return GpioConfig()
+
+
+def _suggest_tool_key(loc: KeyPath, message: str) -> str:
+    """Turn the tools layer's "unknown key; expected one of: ..." into a "did you mean"."""
+    match = _EXPECTED.match(message)
+    if not match or not loc or not isinstance(loc[-1], str):
+        return message
+    known = [k.strip() for k in match.group("keys").split(",") if k.strip()]
+    hint = suggest(loc[-1], known)
+    if hint.startswith("; did you mean"):
+        return f"unknown key{match.group('context')}{hint}"
+    return message
+
+
+# -- [logging] ------------------------------------------------------------------------------
+
+
+def _logging(s: Section) -> LoggingConfig:
+    d = LoggingConfig()
+    config = LoggingConfig(
+        level=s.text("level", d.level, ("debug", "info", "warning", "error")),
+        format=s.text("format", d.format, ("auto", "json", "console")),
+    )
+    s.finish()
+    return config
+
+
+def _path(base_dir: Path, text: str) -> Path:
+    """A path from the config: ``~`` expanded, relative ones taken from the file's folder."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base_dir / path
