@@ -1,0 +1,243 @@
+"""Logging for the whole agent, configured in one place: structlog, with secrets redacted.
+
+`configure_logging` sets one pipeline for everything:
+
+* structlog events (``log = structlog.get_logger(__name__)``; ``log.info("session.connected",
+  attempt=2)``) and the standard library's loggers (websockets, gpiozero, asyncio, warnings)
+  go through the same processors;
+* lines are JSON when stderr is not a terminal (journald keeps one event per line and
+  ``journalctl -o cat | jq`` reads them) and coloured console lines on a terminal;
+* `redact_secrets` runs last before rendering: API keys and tokens are replaced by
+  ``[REDACTED]`` wherever they appear (any field, nested values, URLs with ``?key=`` or
+  ``access_token=``, ``Authorization`` headers, tracebacks), values of fields named like
+  ``api_key``/``token``/``secret``/``password`` are dropped whole, and every key loaded by
+  `agent.secrets` is registered with `register_secret`, so it is caught even in free text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal, TextIO
+
+import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "flush_logs",
+    "redact_secrets",
+    "redact_text",
+    "register_secret",
+]
+
+REDACTED = "[REDACTED]"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR, "critical": logging.CRITICAL}
+
+# A field whose *name* says it holds a credential: its string value is dropped whole.
+_SECRET_FIELD = re.compile(
+    r"(?i)(^|[_\-.])(api[_\-]?key|key|token|access[_\-]?token|refresh[_\-]?token|secret|"
+    r"password|passwd|authorization|cookie|app[_\-]?check)$")
+# Credentials inside free text. Each pattern keeps its prefix (group 1) and replaces the rest.
+_SECRET_TEXT = [
+    # Google API keys, OAuth access tokens, Live API ephemeral tokens: whatever surrounds them.
+    re.compile(r"()(?:AIza[0-9A-Za-z_\-]{30,}|ya29\.[0-9A-Za-z_\-.]{10,}|"
+               r"auth_tokens/[0-9A-Za-z_\-]{6,})"),
+    # URL query parameters: ?key=..., &access_token=...
+    re.compile(r"(?i)([?&;](?:key|api_?key|access_token|token|auth|sig|signature|password|"
+               r"secret)=)[^&\s#'\"]+"),
+    # Header text: "Authorization: Bearer x", 'authorization': 'Token x', x-goog-api-key=...
+    re.compile(r"(?i)((?:authorization|x-goog-api-key|x-firebase-appcheck)['\"]?\s*[:=]\s*"
+               r"['\"]?(?:(?:bearer|token|firebase|basic)\s+)?)[^\s'\",}]+"),
+    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+]
+_PLAIN = (int, float, bool, type(None))
+
+_registered: set[str] = set()
+_registered_pattern: re.Pattern[str] | None = None
+_registry_lock = threading.Lock()
+_stream: TextIO | None = None
+
+
+def register_secret(value: str) -> None:
+    """Redact ``value`` wherever it appears in a log line from now on (keys shorter than 8
+    characters are ignored: they would redact ordinary words)."""
+    global _registered_pattern
+    value = value.strip()
+    if len(value) < 8:
+        return
+    with _registry_lock:
+        _registered.add(value)
+        ordered = sorted(_registered, key=len, reverse=True)
+        _registered_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential it contains replaced by ``[REDACTED]``."""
+    pattern = _registered_pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    for regex in _SECRET_TEXT:
+        text = regex.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Mapping):
+        return {k: _redact_field(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value).decode("latin-1")
+        clean = redact_text(text)
+        return value if clean == text else clean
+    # Other objects are rendered with str()/repr() later: check what they would print.
+    text = str(value)
+    clean = redact_text(text)
+    return value if clean == text else clean
+
+
+def _redact_field(name: str, value: Any) -> Any:
+    if _SECRET_FIELD.search(name) and isinstance(value, str | bytes | bytearray) and value:
+        return REDACTED
+    return _redact_value(value)
+
+
+def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: remove credentials from every field of the event."""
+    for name, value in list(event_dict.items()):
+        event_dict[name] = _redact_field(name, value)
+    return event_dict
+
+
+class _LineLogger:
+    """Writes one rendered line per event; a closed or broken stream never raises into the
+    code that logged (the line is lost, which is all that can be done)."""
+
+    def __init__(self, stream: TextIO, name: str, lock: threading.Lock) -> None:
+        self.name = name
+        self._stream = stream
+        self._lock = lock  # one per stream: lines from threads never interleave
+
+    def msg(self, message: str) -> None:
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self._stream.write(message + "\n")
+            self._stream.flush()
+
+    log = debug = info = warn = warning = error = err = critical = exception = msg
+
+
+def _add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    name = getattr(logger, "name", "")
+    if name and "logger" not in event_dict:
+        event_dict["logger"] = name
+    return event_dict
+
+
+_FIRST = ("timestamp", "level", "logger", "event")
+
+
+def _json_dumps(event_dict: MutableMapping[str, Any], **_: Any) -> str:
+    # The fields a reader scans for come first; the event's own values follow.
+    ordered = {k: event_dict[k] for k in _FIRST if k in event_dict}
+    ordered.update(event_dict)
+    return orjson.dumps(ordered, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+class _StdlibBridge(logging.Handler):
+    """Routes records of the standard library's loggers into the structlog pipeline."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            structlog.get_logger(record.name).log(record.levelno, record.getMessage(), **fields)
+        except Exception:  # a broken record must not break the caller
+            self.handleError(record)
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: Literal["auto", "json", "console"] = "auto",
+    *,
+    stream: TextIO | None = None,
+) -> None:
+    """Set up logging for the process; safe to call again (SIGHUP) with new settings.
+
+    Args:
+        level: "debug", "info", "warning", "error" or "critical".
+        fmt: "json" (one JSON object per line), "console" (readable, coloured on a
+            terminal unless ``NO_COLOR`` is set), or "auto": console on a terminal, else JSON.
+        stream: where lines go (default: stderr, which systemd connects to the journal).
+    """
+    global _stream
+    if level not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
+    out = stream if stream is not None else sys.stderr
+    _stream = out
+    tty = _isatty(out)
+    lock = threading.Lock()
+    console = fmt == "console" or (fmt == "auto" and tty)
+    renderer: Processor
+    if console:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=tty and "NO_COLOR" not in os.environ,
+            exception_formatter=structlog.dev.plain_traceback)
+        stamp = structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False)
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+        stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _add_logger_name,
+            stamp,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=lambda *args: _LineLogger(out, str(args[0]) if args else "", lock),
+        # Not cached: a reload that changes the level must reach module-level loggers too.
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib(LEVELS[level])
+
+
+def _route_stdlib(level: int) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StdlibBridge)]:
+        root.removeHandler(handler)
+    root.addHandler(_StdlibBridge())
+    root.setLevel(level)
+    logging.captureWarnings(True)
+
+
+def flush_logs() -> None:
+    """Flush the log stream (before exit)."""
+    stream = _stream
+    if stream is not None:
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
