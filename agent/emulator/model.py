@@ -226,7 +226,7 @@ class FakeModel:
             await self.interrupt()  # typed input barges in like speech does
         self.turns.append(turn)
         if self._reply is None or self._reply.done():
-            self._reply = asyncio.create_task(self._drain(), name="emulator-reply")
+            self._reply = self._start_reply()
 
     async def interrupt(self) -> None:
         """Barge-in: stop the reply being generated; ``interrupted`` then ``turnComplete``."""
@@ -244,7 +244,12 @@ class FakeModel:
         await self.host.send(wire.server_content(turnComplete=True))
         log.info("emulator.interrupted")
         if self.turns:
-            self._reply = asyncio.create_task(self._drain(), name="emulator-reply")
+            self._reply = self._start_reply()
+
+    def _start_reply(self) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._drain(), name="emulator-reply")
+        task.add_done_callback(_log_failure)
+        return task
 
     async def _drain(self) -> None:
         try:
@@ -402,3 +407,8 @@ class FakeModel:
         for call in self.outstanding.values():
             call.future.cancel()
         self.outstanding.clear()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("emulator.reply_failed", error=repr(task.exception()))

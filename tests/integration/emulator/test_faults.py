@@ -198,3 +198,48 @@ async def test_faults_from_a_scenario(
             await connect(emu.url + DEVELOPER_PATH + "?key=k")
         again = await open_client(emu, setup_message())
         assert again.setup_complete is not None
+
+
+async def test_the_shipped_faults_scenario_does_what_it_says(
+    fast: Callable[..., EmulatorConfig], open_client: Any
+) -> None:
+    from agent.emulator.cli import EXAMPLE
+
+    scenario = Scenario.load(EXAMPLE.with_name("faults.toml"))
+    async with Emulator(fast(scenario=scenario)) as emu:
+        first = await open_client(emu, setup_message(sessionResumption={}))
+        handle = (await first.recv())["sessionResumptionUpdate"]["newHandle"]
+        await first.send({"realtimeInput": {"text": "switch the lamp on"}})
+        calls = await first.recv_until(lambda m: "toolCall" in m)
+        assert await first.recv() == calls[-1]  # sent twice
+        call = calls[-1]["toolCall"]["functionCalls"][0]
+        await first.send({"toolResponse": {"functionResponses": [
+            {"id": call["id"], "name": "set_lamp", "response": {"ok": True}}]}})  # fmt: skip
+        await first.turn()
+        await first.send({"realtimeInput": {"text": "second turn"}})
+        assert await first.closed() == (None, None)  # dropped mid-reply
+
+        with pytest.raises(InvalidStatus) as info:  # connection 2: 503
+            await connect(emu.url + DEVELOPER_PATH + "?key=k")
+        assert info.value.response.status_code == 503
+
+        third = await open_client(emu, setup_message(sessionResumption={"handle": handle}))
+        await third.send({"realtimeInput": {"text": "again"}})
+        assert await third.closed() == (1011, "The service is currently unavailable.")
+
+        fourth = await open_client(emu, setup_message())
+        assert await fourth.recv() == {"goAway": {"timeLeft": "0.25s"}}
+        assert (await fourth.closed())[0] == 1011
+
+
+async def test_a_response_must_name_its_call(
+    fast: Callable[..., EmulatorConfig], open_client: Any
+) -> None:
+    async with Emulator(fast(scenario=TOOL_SCENARIO)) as emu:
+        client = await open_client(emu, setup_message())
+        await client.send({"realtimeInput": {"text": "lamp"}})
+        call = (await client.recv_until(lambda m: "toolCall" in m))[-1]
+        call_id = call["toolCall"]["functionCalls"][0]["id"]
+        await client.send({"toolResponse": {"functionResponses": [
+            {"id": call_id, "name": "other_function", "response": {}}]}})  # fmt: skip
+        assert await client.closed() == (1007, "Request contains an invalid argument.")
