@@ -88,7 +88,13 @@ class Actuator(ABC):
     def open(self) -> None:
         """Claim the pins, leaving them in the safe state."""
         what = f"{format_key(self.loc)} ({self.spec.name})"
-        self._devices = [claim(make, what=what, pins=self.spec.pins) for make in self._makers()]
+        self._devices = []
+        try:
+            for make in self._makers():
+                self._devices.append(claim(make, what=what, pins=self.spec.pins))
+        except BaseException:
+            self.close()  # an RGB LED whose third pin failed releases the first two
+            raise
 
     @abstractmethod
     def _makers(self) -> list[Callable[[], Any]]:

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import structlog
 
+from agent.tools.errors import GpioError
+
 __all__ = ["HEADER_CHIP_LABELS", "ensure_lg_wd", "find_header_chip", "make_pin_factory"]
 
 log = structlog.get_logger(__name__)
@@ -112,8 +114,16 @@ def make_pin_factory(
     ensure_lg_wd()
     if kind == "default":
         return None
-    from gpiozero.pins.lgpio import LGPIOFactory
-
+    try:
+        from gpiozero.pins.lgpio import LGPIOFactory
+    except ImportError as exc:
+        raise GpioError("the lgpio pin factory needs lgpio: apt install python3-lgpio and "
+                        "create the venv with --system-site-packages (or set "
+                        '[gpio] pin_factory = "mock")') from exc
     number = find_header_chip() if chip in (None, "auto") else chip
     log.info("gpio.factory", kind="lgpio", chip=number if number is not None else "gpiozero")
-    return LGPIOFactory(chip=number)
+    try:
+        return LGPIOFactory(chip=number)
+    except Exception as exc:  # lgpio.error: no chip, no permission
+        raise GpioError(f"cannot open gpiochip{number if number is not None else ''} with "
+                        f"lgpio: {exc} (is the user in the gpio group?)") from exc

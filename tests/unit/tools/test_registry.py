@@ -420,3 +420,4 @@ async def test_every_call_is_audited(build: Any) -> None:
     assert audit[0]["result"] == {"result": {"state": "on"}}
     assert "error" in audit[1]["result"]
     assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in audit)
+
