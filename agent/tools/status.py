@@ -152,7 +152,11 @@ class ControlButtons:
         return lambda: self._callbacks.remove(callback)
 
     async def events(self) -> AsyncIterator[ButtonEvent]:
-        """Iterate events as they come (oldest dropped if nobody reads for a while)."""
+        """Iterate events as they come; meant for one reader (use `on_event` for more).
+
+        The queue is bounded: if nobody reads for a while the oldest events are dropped,
+        since the current mute / talk state is what matters.
+        """
         while True:
             yield await self._queue.get()
 
