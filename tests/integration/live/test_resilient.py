@@ -59,7 +59,7 @@ async def stream_audio(session: ResilientSession, chunks: int, interval_s: float
 async def wait_for(predicate) -> None:  # type: ignore[no-untyped-def]
     """Poll a condition that no event signals (emulator recordings, counters)."""
     async with asyncio.timeout(T):
-        while not predicate():  # noqa: ASYNC110
+        while not predicate():
             await asyncio.sleep(0.01)
 
 
