@@ -159,3 +159,57 @@ async def test_text_modality(tls_emulator: Emulator) -> None:
             async for message in session.receive():
                 text += message.text or ""
     assert text == "You said: hello emulator"
+
+
+async def _one_text_turn(client: genai.Client, model: str) -> str:
+    config: Any = {"response_modalities": ["TEXT"]}
+    text = ""
+    async with asyncio.timeout(10):
+        async with client.aio.live.connect(model=model, config=config) as session:
+            await session.send_client_content(
+                turns=types.Content(role="user", parts=[types.Part(text="hi")]), turn_complete=True
+            )
+            async for message in session.receive():
+                text += message.text or ""
+    return text
+
+
+@pytest.mark.filterwarnings("ignore:The SDK's ephemeral token support is experimental")
+async def test_ephemeral_token_dialect() -> None:
+    token = "auth_tokens/fake-token"
+    async with Emulator(EmulatorConfig(tls=True, api_key=token, time_scale=0.05)) as emu:
+        assert emu.cert_path is not None
+        client = genai.Client(
+            api_key=token,
+            http_options=types.HttpOptions(
+                base_url=f"https://127.0.0.1:{emu.port}",
+                api_version="v1alpha",
+                async_client_args={"ssl": client_context(emu.cert_path)},
+            ),
+        )
+        assert await _one_text_turn(client, "gemini-live-2.5-flash-preview") == "You said: hi"
+        path = emu.recordings.connection(1).path
+        assert path.endswith("v1alpha.GenerativeService.BidiGenerateContentConstrained")
+
+
+async def test_vertex_dialect_with_a_bearer_token() -> None:
+    from google.oauth2.credentials import Credentials
+
+    config = EmulatorConfig(tls=True, api_key="fake-bearer", time_scale=0.05)
+    async with Emulator(config) as emu:
+        assert emu.cert_path is not None
+        client = genai.Client(
+            vertexai=True,
+            project="p",
+            location="us-central1",
+            credentials=Credentials(token="fake-bearer"),
+            http_options=types.HttpOptions(
+                base_url=f"https://127.0.0.1:{emu.port}",
+                async_client_args={"ssl": client_context(emu.cert_path)},
+            ),
+        )
+        assert await _one_text_turn(client, "gemini-live-2.5-flash") == "You said: hi"
+        rec = emu.recordings.connection(1)
+        assert rec.path == "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
+        setup = rec.received[0].message["setup"]
+        assert setup["model"].endswith("publishers/google/models/gemini-live-2.5-flash")
