@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import statistics
 import threading
 import time
@@ -137,7 +138,7 @@ async def test_test_pattern_paced_at_interval_and_every_jpeg_decodes_to_size() -
     for _, jpeg in got:
         image = simplejpeg.decode_jpeg(jpeg)
         assert image.shape == (576, 768, 3)
-    gaps = [b[0] - a[0] for a, b in zip(got, got[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(got)]
     print(
         f"\ninterval {interval}s: mean gap {statistics.mean(gaps) * 1000:.1f} ms, "
         f"jitter (stdev) {statistics.pstdev(gaps) * 1000:.2f} ms"
@@ -169,7 +170,7 @@ async def test_work_per_frame_does_not_add_drift() -> None:
     # would give 180 ms gaps; deadlines keep them at 100 ms.
     source = ScriptedSource(capture_delay_s=0.08)
     got = await take(CameraStream(source, width=64, height=48, interval_s=0.1), 6)
-    gaps = [b[0] - a[0] for a, b in zip(got, got[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(got)]
     assert statistics.mean(gaps) < 0.14, gaps
 
 
@@ -205,7 +206,7 @@ async def test_the_event_loop_keeps_running_while_the_camera_is_slow() -> None:
         await take(stream, 2)
     finally:
         beat_task.cancel()
-    gaps = [b - a for a, b in zip(beats, beats[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
     assert len(beats) > 10
     assert max(gaps) < 0.25  # a capture blocking the loop would show a 0.3 s gap
 
@@ -251,7 +252,7 @@ async def test_max_interval_forces_a_send_of_a_static_scene() -> None:
     got = await take(stream, 3)
     assert len({jpeg for _, jpeg in got}) == 1  # the same picture, re-sent
     assert stream.skipped >= 2  # at 20 ms per frame, several were skipped in between
-    gaps = [b[0] - a[0] for a, b in zip(got, got[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(got)]
     assert min(gaps) >= 0.1 * 0.9
 
 
