@@ -176,13 +176,6 @@ class FakeModel:
         self._add_tokens("TEXT", text_tokens)
         if content.images:
             self._add_tokens("IMAGE", self.image_tokens * len(content.images))
-        for turn in content.turns:
-            role = wire.get(turn, "role", "user")
-            words = " ".join(
-                str(wire.get(p, "text")) for p in wire.get(turn, "parts", []) if wire.has(p, "text")
-            )
-            if words:
-                self.state.history.append((str(role), words))
         if content.text:
             self.pending_text.append(content.text)
         if content.turn_complete:

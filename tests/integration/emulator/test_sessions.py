@@ -63,6 +63,9 @@ async def test_resume_keeps_the_conversation_state(
         assert [c.number for c in session.connections] == [1, 2]
         assert session.connections[1].resumed
         assert emu.stats.sessions == 1 and emu.stats.resumed == 1
+        state = emu.sessions.sessions[session.session_id].state
+        assert state.history == [("user", "one"), ("model", "You said: one"),
+                                 ("user", "two"), ("model", "You said: two")]  # fmt: skip
 
 
 async def test_an_old_handle_restores_the_state_it_was_issued_for(
