@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import threading
 import time
-from typing import Any
 
 import pytest
 import structlog
