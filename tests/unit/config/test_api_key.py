@@ -1,0 +1,121 @@
+"""The API key: from a key file, a systemd credential or the environment, never the TOML."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from agent.config import ConfigError, MissingCredentialError, load_api_key, load_config
+from agent.logging import configure_logging
+from agent.secrets import EMULATOR_API_KEY
+from tests.unit.config.conftest import WriteConfig
+
+KEY = "test-key-" + "0123456789abcdef"
+
+
+def _key_file(folder: Path, name: str, text: str, mode: int = 0o600) -> Path:
+    path = folder / name
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_key_file_first(write_config: WriteConfig, tmp_path: Path) -> None:
+    _key_file(tmp_path, "key", KEY + "\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    _key_file(creds, "api-key", "from-credential-dir")
+    config = load_config(write_config('[live.credentials]\napi_key_file = "key"\n'))
+    env = {"CREDENTIALS_DIRECTORY": str(creds), "GEMINI_API_KEY": "from-env"}
+    assert load_api_key(config, environ=env) == KEY
+
+
+def test_systemd_credential_before_the_environment(write_config: WriteConfig,
+                                                   tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    _key_file(creds, "gemini", KEY)
+    config = load_config(write_config('[live.credentials]\ncredential = "gemini"\n'))
+    env = {"CREDENTIALS_DIRECTORY": str(creds), "GEMINI_API_KEY": "from-env"}
+    assert load_api_key(config, environ=env) == KEY
+
+
+def test_environment_last_with_a_configurable_name(write_config: WriteConfig) -> None:
+    config = load_config(write_config('[live.credentials]\nenv = "MY_KEY"\n'))
+    assert load_api_key(config, environ={"MY_KEY": f"  {KEY}\n"}) == KEY
+    assert load_api_key(load_config(write_config("")), environ={"GEMINI_API_KEY": KEY}) == KEY
+
+
+def test_a_missing_key_names_every_place_looked(write_config: WriteConfig,
+                                                tmp_path: Path) -> None:
+    _key_file(tmp_path, "empty-key", "\n")
+    config = load_config(write_config('[live.credentials]\napi_key_file = "empty-key"\n'))
+    with pytest.raises(MissingCredentialError) as info:
+        load_api_key(config, environ={"GEMINI_API_KEY": ""})
+    assert isinstance(info.value, ConfigError)
+    assert info.value.places == [
+        f"{tmp_path}/empty-key (empty)",
+        "systemd credential 'api-key' ($CREDENTIALS_DIRECTORY is not set: the unit's "
+        "LoadCredential= sets it)",
+        "environment variable GEMINI_API_KEY (empty)",
+    ]
+    message = str(info.value)
+    assert message.startswith(f"{config.source}: live.credentials: no API key found; looked in")
+    assert "never in the config file" in message
+
+
+def test_a_missing_key_file_and_credential_are_listed(write_config: WriteConfig,
+                                                      tmp_path: Path) -> None:
+    config = load_config(write_config('[live.credentials]\napi_key_file = "/nonexistent/k"\n'))
+    with pytest.raises(MissingCredentialError) as info:
+        load_api_key(config, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert info.value.places == [
+        "/nonexistent/k (no such file)",
+        f"{tmp_path}/api-key (no such file)",
+        "environment variable GEMINI_API_KEY (not set)",
+    ]
+
+
+def test_the_emulator_needs_no_key(write_config: WriteConfig) -> None:
+    config = load_config(write_config('[live]\nbackend = "emulator"\n'))
+    assert load_api_key(config, environ={}) == EMULATOR_API_KEY
+    assert load_api_key(config, environ={"GEMINI_API_KEY": KEY}) == KEY
+
+
+def test_a_key_file_others_can_read_warns(write_config: WriteConfig, tmp_path: Path) -> None:
+    key_file = _key_file(tmp_path, "key", KEY, mode=0o644)
+    config = load_config(write_config('[live.credentials]\napi_key_file = "key"\n'))
+    with capture_logs() as logs:
+        assert load_api_key(config, environ={}) == KEY
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert warnings == [{"event": "config.key_file_exposed", "log_level": "warning",
+                         "path": str(key_file), "mode": "0o644",
+                         "fix": f"chmod 600 {key_file}"}]
+    key_file.chmod(0o600)
+    with capture_logs() as logs:
+        load_api_key(config, environ={})
+    assert not [e for e in logs if e["log_level"] == "warning"]
+
+
+def test_a_key_file_with_more_than_the_key_is_refused(write_config: WriteConfig,
+                                                      tmp_path: Path) -> None:
+    _key_file(tmp_path, "key", f"GEMINI_API_KEY={KEY}\nother line\n")
+    config = load_config(write_config('[live.credentials]\napi_key_file = "key"\n'))
+    with pytest.raises(ConfigError, match="must hold the key alone, on one line") as info:
+        load_api_key(config, environ={})
+    assert KEY not in str(info.value)
+
+
+def test_a_loaded_key_never_reaches_the_logs(write_config: WriteConfig) -> None:
+    secret = "k3y-" + "that-matches-no-pattern-42"
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream)
+    load_api_key(load_config(write_config("")), environ={"GEMINI_API_KEY": secret})
+    structlog.get_logger("test").info("session.debug", note=f"sent header with {secret}")
+    text = stream.getvalue()
+    assert "config.api_key_loaded" in text and "[REDACTED]" in text
+    assert secret not in text
