@@ -1,0 +1,181 @@
+"""The logging pipeline: JSON for journald, console on a terminal, levels, stdlib routing and
+redaction, checked on the rendered text itself."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from agent.logging import configure_logging, flush_logs, redact_text, register_secret
+
+# Planted secrets: each must be absent from every rendered line.
+API_KEY = "AIza" + "SyD-planted_0123456789abcdefghijklmn"
+ACCESS_TOKEN = "ya29." + "a0AfB_plantedaccesstoken0123456789"
+EPHEMERAL = "auth_tokens/" + "planted0123456789"
+PASSWORD = "hunter2-planted"
+REGISTERED = "opaque-planted-credential-77"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler).__name__ == "_StdlibBridge":
+            root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(False)
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_json_lines_when_not_on_a_terminal() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "auto", stream=stream)
+    structlog.get_logger("agent.live.session").info("session.connected", attempt=2,
+                                                    latency_ms=41.5)
+    [event] = _json_lines(stream.getvalue())
+    assert list(event)[:4] == ["timestamp", "level", "logger", "event"]
+    assert event["event"] == "session.connected" and event["level"] == "info"
+    assert event["logger"] == "agent.live.session"
+    assert (event["attempt"], event["latency_ms"]) == (2, 41.5)
+    assert str(event["timestamp"]).endswith("Z")
+
+
+def test_console_lines_with_colour_on_a_terminal() -> None:
+    primary, secondary = os.openpty()
+    with os.fdopen(secondary, "w", encoding="utf-8") as terminal:
+        configure_logging("info", "auto", stream=terminal)
+        structlog.get_logger("agent.media.audio").warning("audio.dropped", chunks=3)
+        text = os.read(primary, 65536).decode("utf-8")
+    os.close(primary)
+    assert "audio.dropped" in text and "chunks" in text
+    assert "\x1b[" in text  # ANSI colour
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
+
+
+def test_console_format_without_colour_off_a_terminal() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "console", stream=stream)
+    structlog.get_logger("x").info("camera.retry", delay_s=0.5)
+    text = stream.getvalue()
+    assert "camera.retry" in text and "delay_s=0.5" in text and "\x1b[" not in text
+
+
+def test_level_filters_and_a_reload_changes_it_for_existing_loggers() -> None:
+    stream = io.StringIO()
+    log = structlog.get_logger("agent.daemon")  # created before configuration, as modules do
+    configure_logging("warning", "json", stream=stream)
+    log.info("hidden.info")
+    log.warning("shown.warning")
+    configure_logging("debug", "json", stream=stream)
+    log.debug("shown.debug")
+    events = [e["event"] for e in _json_lines(stream.getvalue())]
+    assert events == ["shown.warning", "shown.debug"]
+    with pytest.raises(ValueError, match="log level"):
+        configure_logging("loud")
+
+
+def test_stdlib_loggers_go_through_the_same_pipeline() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    logging.getLogger("websockets.client").info("connection %s closed", "abc")
+    logging.getLogger("gpiozero").debug("below the level")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("pin factory fell back to mock", RuntimeWarning, stacklevel=1)
+    events = _json_lines(stream.getvalue())
+    assert events[0]["event"] == "connection abc closed"
+    assert events[0]["logger"] == "websockets.client"
+    assert events[1]["logger"] == "py.warnings"
+    assert "pin factory fell back to mock" in str(events[1]["event"])
+    assert len(events) == 2
+
+
+def test_secrets_never_reach_the_output() -> None:
+    """Every way a secret could be logged; the rendered text is grepped for each."""
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream)
+    register_secret(REGISTERED)
+    log = structlog.get_logger("agent.live.model")
+
+    class Endpoint:
+        def __str__(self) -> str:
+            return f"wss://host/ws?key={API_KEY}"
+
+    log.info("session.connecting",
+             url=f"wss://generativelanguage.googleapis.com/ws/x?key={API_KEY}&alt=json",
+             headers={"x-goog-api-key": API_KEY, "Authorization": f"Bearer {ACCESS_TOKEN}",
+                      "X-Firebase-AppCheck": "planted-app-check-token"},
+             api_key=PASSWORD, password=PASSWORD, client_secret=PASSWORD,
+             nested=[{"token": PASSWORD}, f"ephemeral {EPHEMERAL}"],
+             raw=f"key={API_KEY}".encode(), endpoint=Endpoint(),
+             note=f"the credential {REGISTERED} was rotated",
+             total_token_count=1234, key_path="live.credentials.env")
+    log.warning(f"header Authorization: Token {PASSWORD}")
+    logging.getLogger("websockets.client").warning(
+        "GET /ws?access_token=%s failed", ACCESS_TOKEN)
+    try:
+        raise ConnectionError(f"refused wss://host/ws?key={API_KEY} with {REGISTERED}")
+    except ConnectionError:
+        log.exception("session.failed")
+    flush_logs()
+    text = stream.getvalue()
+    for secret in (API_KEY, ACCESS_TOKEN, EPHEMERAL, PASSWORD, REGISTERED,
+                   "planted-app-check-token"):
+        assert secret not in text, f"{secret!r} leaked"
+    events = _json_lines(text)
+    first = events[0]
+    # What is not secret survives, so the logs stay useful.
+    assert first["total_token_count"] == 1234 and first["key_path"] == "live.credentials.env"
+    assert first["url"] == ("wss://generativelanguage.googleapis.com/ws/x?key=[REDACTED]"
+                            "&alt=json")
+    assert first["headers"] == {"x-goog-api-key": "[REDACTED]", "Authorization": "[REDACTED]",
+                                "X-Firebase-AppCheck": "[REDACTED]"}
+    assert "Traceback" in str(events[-1]["exception"])
+    assert "ConnectionError: refused wss://host/ws?key=[REDACTED]" in str(events[-1]["exception"])
+
+
+def test_redact_text_keeps_the_words_around_secrets() -> None:
+    assert redact_text("Authorization: Bearer abcdefghijkl0123 sent") == (
+        "Authorization: Bearer [REDACTED] sent")
+    assert redact_text("GET /x?alt=1&key=abc123&b=2") == "GET /x?alt=1&key=[REDACTED]&b=2"
+    assert redact_text("token budget reached; keyboard input") == (
+        "token budget reached; keyboard input")
+
+
+def test_a_closed_stream_never_raises_into_the_caller() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    stream.close()
+    structlog.get_logger("x").error("still.fine")
+    flush_logs()
+
+
+def test_lines_from_many_threads_do_not_interleave() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    log = structlog.get_logger("agent.media.audio")
+
+    def work(n: int) -> None:
+        for i in range(200):
+            log.info("audio.chunk", thread=n, i=i, pad="x" * 200)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(_json_lines(stream.getvalue())) == 800
