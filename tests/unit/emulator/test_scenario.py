@@ -20,7 +20,7 @@ def test_shipped_examples_parse() -> None:
         assert scenario.rules
     lamp = Scenario.load(SHIPPED / "lamp.toml")
     rule = lamp.match("please switch the lamp on", spoken=2, turn=2)
-    assert rule is not None and rule.calls == (CallSpec("set_lamp", {"on": True}),)
+    assert rule is not None and rule.calls == (CallSpec("set_lamp", {"action": "on"}),)
     assert lamp.faults == ()
     faults = Scenario.load(SHIPPED / "faults.toml")
     assert [n for n, _ in faults.faults] == [2, 3, 4]

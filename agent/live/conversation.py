@@ -1,0 +1,442 @@
+"""``start_audio_conversation()``: microphone -> session -> speaker, with function calls.
+
+The Python counterpart of the Firebase SDK's audio conversation controller, for devices rather
+than browsers. It meets the hardware through small interfaces (an audio source, an audio sink,
+optionally a voice activity detector and a video source), so it runs the same with PyAudio,
+WAV files or anything else that has their shape. Where the JS controller falls short it does
+better: every audio part of a message is played, the rate in the mime type is honoured,
+function calls run concurrently (one slow GPIO action does not stall the audio) and can be
+cancelled by ``toolCallCancellation``, and ``stop()`` loses no message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from agent.live.errors import LiveErrorCode, LiveSessionError
+from agent.live.types import (
+    AUDIO_INPUT_MIME,
+    AUDIO_OUTPUT_RATE,
+    FunctionCall,
+    FunctionResponse,
+    GenerativeContentBlob,
+    LiveServerContent,
+    LiveServerMessage,
+    LiveServerToolCall,
+    LiveServerToolCallCancellation,
+    LiveUsageMetadata,
+    Part,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class AudioSource(Protocol):
+    """16 kHz mono 16-bit little-endian PCM, in chunks."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class AudioSink(Protocol):
+    """Plays PCM; ``flush()`` silences it at once (barge-in)."""
+
+    def write(self, pcm: bytes, sample_rate: int = AUDIO_OUTPUT_RATE) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class VoiceActivityDetector(Protocol):
+    """Decides, chunk by chunk, whether the user is speaking (with its own hangover)."""
+
+    def is_speech(self, chunk: bytes) -> bool: ...
+
+
+class ToolDispatcher(Protocol):
+    """Runs a function by name; returns the response payload, never raises for bad input."""
+
+    async def call(
+        self,
+        name: str,
+        args: Mapping[str, Any],
+        *,
+        call_id: str | None = None,
+        session: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class ConversationSession(Protocol):
+    """What the conversation needs of a session: ``LiveSession`` and ``ResilientSession``."""
+
+    in_conversation: bool
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    def receive(self) -> AsyncIterator[LiveServerMessage]: ...
+
+    async def send(self, request: str | list[str | Part], turn_complete: bool = True) -> None: ...
+
+    async def send_audio_realtime(self, blob: GenerativeContentBlob) -> None: ...
+
+    async def send_video_realtime(self, blob: GenerativeContentBlob) -> None: ...
+
+    async def send_audio_stream_end(self) -> None: ...
+
+    async def send_activity_start(self) -> None: ...
+
+    async def send_activity_end(self) -> None: ...
+
+    async def send_function_responses(self, function_responses: list[FunctionResponse]) -> None: ...
+
+
+FunctionCallingHandler = Callable[[FunctionCall], Awaitable[FunctionResponse | dict[str, Any]]]
+"""Runs one function call. Return a ``FunctionResponse`` or just the response payload."""
+
+EventListener = Callable[[str, dict[str, Any]], None]
+"""Told what happens: ``("transcript.user", {"text": ...})``, ``("tool.call", {...})`` ..."""
+
+
+def dispatcher_handler(
+    dispatcher: ToolDispatcher, session_name: str | None = None
+) -> FunctionCallingHandler:
+    """A function calling handler that runs calls through a tool registry."""
+
+    async def handle(call: FunctionCall) -> FunctionResponse:
+        payload = await dispatcher.call(call.name, call.args, call_id=call.id, session=session_name)
+        return FunctionResponse(id=call.id, name=call.name, response=payload)
+
+    return handle
+
+
+@dataclass
+class ConversationStats:
+    chunks_sent: int = 0
+    chunks_gated: int = 0
+    audio_chunks_played: int = 0
+    bad_audio_chunks: int = 0
+    interruptions: int = 0
+    tool_calls: int = 0
+    tool_cancellations: int = 0
+    frames_sent: int = 0
+    usage: LiveUsageMetadata | None = None
+    user_transcript: list[str] = field(default_factory=list)
+    model_transcript: list[str] = field(default_factory=list)
+
+
+class AudioConversationController:
+    """Returned by ``start_audio_conversation``; ``stop()`` ends the conversation (the session
+    stays open, as in the Firebase SDK)."""
+
+    def __init__(self, runner: _Runner) -> None:
+        self._runner = runner
+
+    @property
+    def stats(self) -> ConversationStats:
+        return self._runner.stats
+
+    @property
+    def muted(self) -> bool:
+        """While muted, no microphone audio leaves the device."""
+        return self._runner.muted
+
+    def set_muted(self, muted: bool) -> None:
+        self._runner.set_muted(muted)
+
+    async def stop(self) -> None:
+        """Stop listening and playing, cancel running function calls. Idempotent."""
+        await self._runner.stop()
+
+    async def wait(self) -> None:
+        """Wait until the conversation ends (the session ended, or ``stop()``); raises the
+        error that ended it, if any."""
+        await self._runner.wait()
+
+
+async def start_audio_conversation(
+    session: ConversationSession,
+    *,
+    source: AudioSource,
+    sink: AudioSink,
+    function_calling_handler: FunctionCallingHandler | None = None,
+    vad: VoiceActivityDetector | None = None,
+    client_activity_detection: bool = False,
+    pre_roll_ms: int = 300,
+    chunk_ms: int = 40,
+    video: AsyncIterable[bytes] | None = None,
+    video_mime_type: str = "image/jpeg",
+    on_event: EventListener | None = None,
+) -> AudioConversationController:
+    """Start a two-way audio conversation on ``session``.
+
+    - ``vad``: send speech only (with ``pre_roll_ms`` of audio before it), and tell the service
+      when the user stopped: ``audioStreamEnd``, or with ``client_activity_detection`` (the
+      service's automatic activity detection disabled) ``activityStart``/``activityEnd``.
+    - ``video``: JPEG frames to send as they come (pace them at the source).
+    - ``function_calling_handler``: runs each function call in its own task.
+    """
+    if session.is_closed:
+        raise LiveSessionError(
+            LiveErrorCode.SESSION_CLOSED, "Cannot start audio conversation on a closed LiveSession."
+        )
+    if session.in_conversation:
+        raise LiveSessionError(
+            LiveErrorCode.REQUEST_ERROR,
+            "An audio conversation is already in progress for this session.",
+        )
+    if client_activity_detection and vad is None:
+        raise ValueError("client_activity_detection needs a voice activity detector (vad=...)")
+    runner = _Runner(
+        session,
+        source,
+        sink,
+        function_calling_handler,
+        vad,
+        client_activity_detection,
+        max(0, pre_roll_ms // max(chunk_ms, 1)),
+        video,
+        video_mime_type,
+        on_event,
+    )
+    runner.start()
+    return AudioConversationController(runner)
+
+
+class _Runner:
+    def __init__(
+        self,
+        session: ConversationSession,
+        source: AudioSource,
+        sink: AudioSink,
+        handler: FunctionCallingHandler | None,
+        vad: VoiceActivityDetector | None,
+        client_activity: bool,
+        pre_roll_chunks: int,
+        video: AsyncIterable[bytes] | None,
+        video_mime_type: str,
+        on_event: EventListener | None,
+    ) -> None:
+        self.session = session
+        self.source = source
+        self.sink = sink
+        self.handler = handler
+        self.vad = vad
+        self.client_activity = client_activity
+        self.pre_roll: deque[bytes] = deque(maxlen=pre_roll_chunks or None)
+        self.pre_roll_chunks = pre_roll_chunks
+        self.video = video
+        self.video_mime_type = video_mime_type
+        self.on_event = on_event
+        self.stats = ConversationStats()
+        self.muted = False
+        self._speaking = False
+        self._calls: dict[str, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.session.in_conversation = True
+        self._task = asyncio.create_task(self._run(), name="audio-conversation")
+
+    async def _run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._microphone(), name="conversation-mic")
+                group.create_task(self._speaker(), name="conversation-receive")
+                if self.video is not None:
+                    group.create_task(self._camera(self.video), name="conversation-video")
+        except* _SessionEnded:
+            log.info("conversation.ended", reason="session ended")
+        finally:
+            await self._cleanup()
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            if self._task is not None:
+                await self._task
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _cleanup(self) -> None:
+        calls = list(self._calls.values())
+        for task in calls:
+            task.cancel()
+        if calls:
+            await asyncio.gather(*calls, return_exceptions=True)
+        self.sink.flush()
+        self.session.in_conversation = False
+
+    def set_muted(self, muted: bool) -> None:
+        if muted != self.muted:
+            self.muted = muted
+            log.info("conversation.mute", muted=muted)
+            self._emit("mute", muted=muted)
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event, fields)
+            except Exception:
+                log.exception("conversation.listener_failed", event_name=event)
+
+    # -- microphone -------------------------------------------------------------------------------
+
+    async def _microphone(self) -> None:
+        async for chunk in self.source.chunks():
+            if self.muted:
+                await self._end_speech()
+                continue
+            if self.vad is None:
+                await self._send_chunk(chunk)
+                continue
+            if self.vad.is_speech(chunk):
+                if not self._speaking:
+                    await self._start_speech()
+                await self._send_chunk(chunk)
+            else:
+                await self._end_speech()
+                if self.pre_roll_chunks:
+                    self.pre_roll.append(chunk)
+                self.stats.chunks_gated += 1
+
+    async def _send_chunk(self, chunk: bytes) -> None:
+        await self.session.send_audio_realtime(GenerativeContentBlob(AUDIO_INPUT_MIME, chunk))
+        self.stats.chunks_sent += 1
+
+    async def _start_speech(self) -> None:
+        self._speaking = True
+        self._emit("user.speech_start")
+        if self.client_activity:
+            await self.session.send_activity_start()
+        while self.pre_roll:
+            self.stats.chunks_gated -= 1
+            await self._send_chunk(self.pre_roll.popleft())
+
+    async def _end_speech(self) -> None:
+        if not self._speaking:
+            return
+        self._speaking = False
+        self._emit("user.speech_end")
+        if self.client_activity:
+            await self.session.send_activity_end()
+        else:
+            await self.session.send_audio_stream_end()
+
+    # -- camera -----------------------------------------------------------------------------------
+
+    async def _camera(self, frames: AsyncIterable[bytes]) -> None:
+        async for jpeg in frames:
+            await self.session.send_video_realtime(
+                GenerativeContentBlob(self.video_mime_type, jpeg)
+            )
+            self.stats.frames_sent += 1
+
+    # -- server messages --------------------------------------------------------------------------
+
+    async def _speaker(self) -> None:
+        async for message in self.session.receive():
+            if isinstance(message, LiveServerContent):
+                self._on_content(message)
+            elif isinstance(message, LiveServerToolCall):
+                self._on_tool_call(message)
+            elif isinstance(message, LiveServerToolCallCancellation):
+                self._on_cancellation(message)
+            elif isinstance(message, LiveUsageMetadata):
+                self.stats.usage = message
+        raise _SessionEnded
+
+    def _on_content(self, message: LiveServerContent) -> None:
+        if message.interrupted:
+            self.sink.flush()  # barge-in: drop what is queued at once
+            self.stats.interruptions += 1
+            self._emit("model.interrupted")
+        for blob in message.audio_chunks():
+            try:
+                pcm = blob.as_bytes()
+                if len(pcm) % 2:
+                    raise ValueError(f"odd byte count {len(pcm)} for 16-bit PCM")
+            except ValueError as exc:
+                self.stats.bad_audio_chunks += 1
+                log.warning("conversation.bad_audio", error=str(exc))
+                continue
+            self.sink.write(pcm, blob.sample_rate or AUDIO_OUTPUT_RATE)
+            self.stats.audio_chunks_played += 1
+        if message.input_transcription and message.input_transcription.text:
+            self.stats.user_transcript.append(message.input_transcription.text)
+            self._emit("transcript.user", text=message.input_transcription.text)
+        if message.output_transcription and message.output_transcription.text:
+            self.stats.model_transcript.append(message.output_transcription.text)
+            self._emit("transcript.model", text=message.output_transcription.text)
+        if message.text:
+            self._emit("model.text", text=message.text)
+        if message.turn_complete:
+            self._emit("model.turn_complete")
+
+    def _on_tool_call(self, message: LiveServerToolCall) -> None:
+        if self.handler is None:
+            log.warning(
+                "conversation.tool_call_ignored",
+                reason="no function calling handler",
+                names=[c.name for c in message.function_calls],
+            )
+            return
+        for call in message.function_calls:
+            self.stats.tool_calls += 1
+            self._emit("tool.call", name=call.name, args=call.args, id=call.id)
+            task = asyncio.create_task(self._run_call(call), name=f"tool-{call.name}")
+            if call.id is not None:
+                self._calls[call.id] = task
+                task.add_done_callback(self._forget_call(call.id))
+
+    def _forget_call(self, call_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def forget(task: asyncio.Task[None]) -> None:
+            if self._calls.get(call_id) is task:
+                del self._calls[call_id]
+
+        return forget
+
+    async def _run_call(self, call: FunctionCall) -> None:
+        assert self.handler is not None
+        try:
+            result = await self.handler(call)
+        except asyncio.CancelledError:
+            log.info("conversation.tool_cancelled", name=call.name, id=call.id)
+            raise
+        except Exception as exc:
+            log.exception("conversation.tool_failed", name=call.name, id=call.id)
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        response = (
+            result
+            if isinstance(result, FunctionResponse)
+            else FunctionResponse(id=call.id, name=call.name, response=result)
+        )
+        self._emit("tool.response", name=call.name, id=call.id, response=response.response)
+        try:
+            await self.session.send_function_responses([response])
+        except LiveSessionError as exc:
+            log.warning(
+                "conversation.tool_response_lost", name=call.name, id=call.id, error=str(exc)
+            )
+
+    def _on_cancellation(self, message: LiveServerToolCallCancellation) -> None:
+        for call_id in message.function_ids:
+            task = self._calls.pop(call_id, None)
+            if task is not None:
+                task.cancel()
+                self.stats.tool_cancellations += 1
+                self._emit("tool.cancelled", id=call_id)
+
+
+class _SessionEnded(Exception):
+    """The session's ``receive()`` finished: the conversation is over."""
