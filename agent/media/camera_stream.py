@@ -14,7 +14,7 @@ import functools
 import math
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -187,7 +187,7 @@ class CameraStream:
             self._live.set()
             log.info("camera.resumed")
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         """Yield JPEG bytes, one per interval, until the consumer stops iterating.
 
         Camera faults are logged (``camera.failed``) and retried with capped exponential
