@@ -118,6 +118,7 @@ class ReconnectConfig:
     waits ``quota_backoff_s``. The last ``replay_audio_s`` of microphone audio is kept and
     replayed into the new connection, so nothing said during the gap is lost. (Pins go to
     their safe state after ``gpio.safe_after_disconnect_s`` without a session.)
+    ``agent.config_live.reconnect_policy`` turns it into the client's ``ReconnectPolicy``.
     """
 
     backoff_base_s: float = 0.5
@@ -125,14 +126,6 @@ class ReconnectConfig:
     quota_backoff_s: float = 60.0
     stable_after_s: float = 10.0
     replay_audio_s: float = 5.0
-
-    def policy_options(self) -> dict[str, float]:
-        """Keyword arguments for ``agent.live.resilient.ReconnectPolicy``."""
-        return {
-            "backoff_base_s": self.backoff_base_s, "backoff_cap_s": self.backoff_cap_s,
-            "quota_backoff_s": self.quota_backoff_s, "stable_after_s": self.stable_after_s,
-            "replay_audio_s": self.replay_audio_s,
-        }
 
 
 # -- [audio] --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from agent.config_errors import ConfigError, ConfigIssue
+from agent.config_errors import ConfigError, ConfigIssue, KeyPath
 from agent.config_model import AgentConfig, LiveConfig
 from agent.logging import register_secret
 
@@ -63,13 +63,14 @@ def load_api_key(config: AgentConfig | LiveConfig, *,
     key: str | None = None
     origin = ""
     if creds.api_key_file is not None:
-        key = _read_key(creds.api_key_file, looked, source, check_mode=True)
+        key = _read_key(creds.api_key_file, looked, source, check_mode=True,
+                        key_path=("live", "credentials", "api_key_file"))
         origin = "file"
     if key is None and creds.credential:
         directory = env.get("CREDENTIALS_DIRECTORY")
         if directory:
             key = _read_key(Path(directory) / creds.credential, looked, source,
-                            check_mode=False)
+                            check_mode=False, key_path=("live", "credentials", "credential"))
             origin = "credential"
         else:
             looked.append(f"systemd credential {creds.credential!r} ($CREDENTIALS_DIRECTORY "
@@ -91,7 +92,7 @@ def load_api_key(config: AgentConfig | LiveConfig, *,
 
 
 def _read_key(path: Path, looked: list[str], source: Path | None, *,
-              check_mode: bool) -> str | None:
+              check_mode: bool, key_path: KeyPath) -> str | None:
     try:
         with path.open("rb") as f:
             mode = os.fstat(f.fileno()).st_mode
@@ -100,28 +101,27 @@ def _read_key(path: Path, looked: list[str], source: Path | None, *,
         looked.append(f"{path} (no such file)")
         return None
     except PermissionError:
-        raise _key_error(source, f"{path}: permission denied (the service reads it as user "
-                                 "edge-agent; or use LoadCredential= and "
-                                 "live.credentials.credential)") from None
+        raise _key_error(source, key_path,
+                         f"{path}: permission denied (the service reads it as user edge-agent; "
+                         "or use LoadCredential= and live.credentials.credential)") from None
     except OSError as exc:
-        raise _key_error(source, f"{path}: cannot read: {exc.strerror}") from None
+        raise _key_error(source, key_path, f"{path}: cannot read: {exc.strerror}") from None
     if stat.S_ISDIR(mode):
-        raise _key_error(source, f"{path}: is a directory, not a key file")
+        raise _key_error(source, key_path, f"{path}: is a directory, not a key file")
     try:
         text = data.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise _key_error(source, f"{path}: not a text file") from None
+        raise _key_error(source, key_path, f"{path}: not a text file") from None
     if not text:
         looked.append(f"{path} (empty)")
         return None
     if len(text.split()) != 1:
-        raise _key_error(source, f"{path}: must hold the key alone, on one line")
+        raise _key_error(source, key_path, f"{path}: must hold the key alone, on one line")
     if check_mode and mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("config.key_file_exposed", path=str(path), mode=oct(stat.S_IMODE(mode)),
                     fix=f"chmod 600 {path}")
     return text
 
 
-def _key_error(source: Path | None, message: str) -> ConfigError:
-    return ConfigError([ConfigIssue(message, ("live", "credentials", "api_key_file"),
-                                    file=str(source) if source else None)])
+def _key_error(source: Path | None, key_path: KeyPath, message: str) -> ConfigError:
+    return ConfigError([ConfigIssue(message, key_path, file=str(source) if source else None)])

@@ -110,6 +110,7 @@ def test_a_key_file_with_more_than_the_key_is_refused(write_config: WriteConfig,
     assert KEY not in str(info.value)
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_a_loaded_key_never_reaches_the_logs(write_config: WriteConfig) -> None:
     secret = "k3y-" + "that-matches-no-pattern-42"
     stream = io.StringIO()

@@ -1,0 +1,161 @@
+"""From ``[live]`` and ``[reconnect]`` to the Live client's objects.
+
+The config layer owns what the file's words mean (``media_resolution = "low"``,
+``vad.end_sensitivity = "low"``); this module turns them into the client's types so the
+daemon only wires::
+
+    model = make_model(config, load_api_key(config),
+                       function_declarations=registry.declarations())
+    session = ResilientSession(model, reconnect_policy(config))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from agent.config_model import AgentConfig, LiveConfig
+from agent.live.model import (
+    Backend,
+    ConnectOptions,
+    FirebaseGoogleAIBackend,
+    FirebaseVertexAIBackend,
+    GeminiDeveloperBackend,
+    LiveGenerativeModel,
+    VertexAIBackend,
+)
+from agent.live.resilient import ReconnectPolicy
+from agent.live.types import (
+    AudioTranscriptionConfig,
+    AutomaticActivityDetection,
+    ContextWindowCompression,
+    LiveGenerationConfig,
+    RealtimeInputConfig,
+    SpeechConfig,
+)
+
+__all__ = [
+    "compression",
+    "connect_options",
+    "generation_config",
+    "make_backend",
+    "make_model",
+    "realtime_input_config",
+    "reconnect_policy",
+]
+
+
+def generation_config(live: LiveConfig) -> LiveGenerationConfig:
+    """Voice, language, modality, temperature, media resolution and transcription."""
+    speech = None
+    if live.voice is not None or live.language is not None:
+        speech = SpeechConfig(voice_name=live.voice, language_code=live.language)
+    resolution = (None if live.media_resolution is None
+                  else f"MEDIA_RESOLUTION_{live.media_resolution.upper()}")
+    return LiveGenerationConfig(
+        response_modalities=list(live.response_modalities),
+        speech_config=speech,
+        media_resolution=resolution,  # type: ignore[arg-type]
+        temperature=live.temperature,
+        input_audio_transcription=AudioTranscriptionConfig() if live.input_transcription
+        else None,
+        output_audio_transcription=AudioTranscriptionConfig() if live.output_transcription
+        else None,
+    )
+
+
+def realtime_input_config(live: LiveConfig) -> RealtimeInputConfig:
+    """The service's activity detection, and whether speech interrupts the model."""
+    vad = live.vad
+    start = None if vad.start_sensitivity is None else (
+        f"START_SENSITIVITY_{vad.start_sensitivity.upper()}")
+    end = None if vad.end_sensitivity is None else (
+        f"END_SENSITIVITY_{vad.end_sensitivity.upper()}")
+    detection = AutomaticActivityDetection(
+        disabled=None if vad.enabled else True,
+        start_of_speech_sensitivity=start,  # type: ignore[arg-type]
+        end_of_speech_sensitivity=end,  # type: ignore[arg-type]
+        prefix_padding_ms=vad.prefix_padding_ms,
+        silence_duration_ms=vad.silence_duration_ms,
+    )
+    return RealtimeInputConfig(
+        automatic_activity_detection=detection,
+        activity_handling=None if vad.barge_in else "NO_INTERRUPTION",
+    )
+
+
+def compression(live: LiveConfig) -> ContextWindowCompression | None:
+    """The sliding window, or None when ``live.compression.enabled = false``."""
+    c = live.compression
+    if not c.enabled:
+        return None
+    return ContextWindowCompression(trigger_tokens=c.trigger_tokens, target_tokens=c.target_tokens)
+
+
+def connect_options(live: LiveConfig) -> ConnectOptions:
+    """Transport settings: the connect timeout."""
+    return ConnectOptions(timeout=live.connect_timeout_s)
+
+
+def make_backend(live: LiveConfig, api_key: str, *, endpoint: str | None = None) -> Backend:
+    """The backend for ``live.backend``, authenticated with ``api_key`` (for ``vertex``, an
+    access token). ``endpoint`` overrides ``live.endpoint`` (the daemon passes the address of
+    an in-process emulator).
+
+    Raises:
+        ValueError: ``emulator`` with no endpoint from either place.
+    """
+    url = endpoint or live.endpoint
+    project = live.project_id or ""
+    backend: object
+    if live.backend == "gemini":
+        backend = GeminiDeveloperBackend(api_key=api_key, endpoint=url)
+    elif live.backend == "emulator":
+        if url is None:
+            raise ValueError("the emulator backend needs an endpoint (live.endpoint, or the "
+                             "address of an emulator started in-process)")
+        backend = GeminiDeveloperBackend(api_key=api_key, endpoint=url)
+    elif live.backend == "vertex":
+        backend = VertexAIBackend(access_token=api_key, project_id=project,
+                                  location=live.location, endpoint=url)
+    elif live.backend == "firebase-google":
+        backend = FirebaseGoogleAIBackend(api_key=api_key, project_id=project,
+                                          app_id=live.app_id, endpoint=url)
+    else:
+        backend = FirebaseVertexAIBackend(api_key=api_key, project_id=project,
+                                          location=live.location, app_id=live.app_id,
+                                          endpoint=url)
+    # The backends are frozen dataclasses; the protocol declares ``endpoint`` writable.
+    return cast(Backend, backend)
+
+
+def make_model(
+    config: AgentConfig,
+    api_key: str,
+    *,
+    function_declarations: Sequence[Mapping[str, Any]] = (),
+    endpoint: str | None = None,
+) -> LiveGenerativeModel:
+    """The model to connect to, with every ``[live]`` setting and the tools' declarations
+    (``ToolRegistry.declarations()``). Compression is left to `reconnect_policy`."""
+    live = config.live
+    tools = ([{"functionDeclarations": [dict(d) for d in function_declarations]}]
+             if function_declarations else None)
+    return LiveGenerativeModel(
+        backend=make_backend(live, api_key, endpoint=endpoint),
+        model=live.model,
+        generation_config=generation_config(live),
+        tools=tools,
+        system_instruction=live.system_instruction.strip() if live.system_instruction else None,
+        realtime_input_config=realtime_input_config(live),
+        options=connect_options(live),
+    )
+
+
+def reconnect_policy(config: AgentConfig) -> ReconnectPolicy:
+    """Backoff, replay and compression for ``ResilientSession``."""
+    r = config.reconnect
+    return ReconnectPolicy(
+        backoff_base_s=r.backoff_base_s, backoff_cap_s=r.backoff_cap_s,
+        quota_backoff_s=r.quota_backoff_s, stable_after_s=r.stable_after_s,
+        replay_audio_s=r.replay_audio_s, compression=compression(config.live))
