@@ -219,12 +219,19 @@ def configure_logging(
     _route_stdlib(LEVELS[level])
 
 
+# Libraries whose debug output is a trace of every frame (base64 audio included): kept at
+# info even when the agent logs at debug.
+_CHATTY = ("websockets", "asyncio", "PIL")
+
+
 def _route_stdlib(level: int) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _StdlibBridge)]:
         root.removeHandler(handler)
     root.addHandler(_StdlibBridge())
     root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     logging.captureWarnings(True)
 
 

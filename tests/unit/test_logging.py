@@ -33,6 +33,8 @@ def restore_logging() -> Iterator[None]:
         if type(handler).__name__ == "_StdlibBridge":
             root.removeHandler(handler)
     root.setLevel(logging.WARNING)
+    for name in ("websockets", "asyncio", "PIL"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
     logging.captureWarnings(False)
 
 
@@ -96,12 +98,16 @@ def test_stdlib_loggers_go_through_the_same_pipeline() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.warn("pin factory fell back to mock", RuntimeWarning, stacklevel=1)
+    configure_logging("debug", "json", stream=stream)
+    logging.getLogger("websockets.client").debug("> TEXT '{\"realtimeInput\": ...}' [9000 bytes]")
+    logging.getLogger("agent.tools").debug("shown at debug")
     events = _json_lines(stream.getvalue())
     assert events[0]["event"] == "connection abc closed"
     assert events[0]["logger"] == "websockets.client"
     assert events[1]["logger"] == "py.warnings"
     assert "pin factory fell back to mock" in str(events[1]["event"])
-    assert len(events) == 2
+    # websockets' per-frame debug trace stays out even at debug level.
+    assert [e["event"] for e in events[2:]] == ["shown at debug"]
 
 
 def test_secrets_never_reach_the_output() -> None:

@@ -51,4 +51,6 @@ def restore_logging() -> Iterator[None]:
         if type(handler).__name__ == "_StdlibBridge":
             root.removeHandler(handler)
     root.setLevel(logging.WARNING)
+    for name in ("websockets", "asyncio", "PIL"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
     logging.captureWarnings(False)
