@@ -66,7 +66,7 @@ def make_frame_source(kind: str, **options: Any) -> FrameSource:
 
     Options by kind:
         picamera2: ``camera_num`` (0), ``frame_rate`` (10.0), ``encode_in_picamera2``
-            (False), ``quality`` (80).
+            (False), ``quality`` (80), ``autofocus`` (True).
         v4l2: ``device`` ("/dev/video0"), ``frame_timeout_s`` (2.0).
         test-pattern: none.
         image-folder: ``path`` (required): a folder of JPEG/PNG files, or one file.
@@ -100,7 +100,9 @@ def make_frame_source(kind: str, **options: Any) -> FrameSource:
 
 
 _ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
-    "picamera2": frozenset({"camera_num", "frame_rate", "encode_in_picamera2", "quality"}),
+    "picamera2": frozenset(
+        {"camera_num", "frame_rate", "encode_in_picamera2", "quality", "autofocus"}
+    ),
     "v4l2": frozenset({"device", "frame_timeout_s"}),
     "test-pattern": frozenset(),
     "image-folder": frozenset({"path"}),

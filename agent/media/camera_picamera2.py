@@ -28,6 +28,8 @@ PICAMERA2_MISSING = (
     "(Raspberry Pi OS only), and create the venv with --system-site-packages"
 )
 
+AF_MODE_CONTINUOUS = 2  # libcamera's controls.AfModeEnum.Continuous
+
 
 def import_picamera2_class() -> Callable[..., Any]:
     """Return the ``Picamera2`` class, or raise ``CameraUnavailable`` saying how to install it.
@@ -55,6 +57,8 @@ class Picamera2Source:
             simplejpeg). Off by default: older picamera2 converts through Pillow there, and
             ``capture_array`` costs only one copy of a ~0.7 MB buffer.
         quality: JPEG quality when ``encode_in_picamera2`` is on.
+        autofocus: run continuous autofocus on cameras that have it (Camera Module 3), so
+            the lens follows the scene between frames.
         picamera2_class: a class with Picamera2's interface; default imports the real one.
     """
 
@@ -65,6 +69,7 @@ class Picamera2Source:
         frame_rate: float = 10.0,
         encode_in_picamera2: bool = False,
         quality: int = 80,
+        autofocus: bool = True,
         picamera2_class: Callable[..., Any] | None = None,
     ) -> None:
         if frame_rate <= 0:
@@ -73,6 +78,7 @@ class Picamera2Source:
         self.frame_rate = frame_rate
         self.encode_in_picamera2 = encode_in_picamera2
         self.quality = quality
+        self.autofocus = autofocus
         self._camera_class = picamera2_class
         self._camera: Any = None
         self._size = (0, 0)
@@ -89,12 +95,15 @@ class Picamera2Source:
             ) from exc
         try:
             frame_us = round(1_000_000 / self.frame_rate)
+            controls: dict[str, Any] = {"FrameDurationLimits": (frame_us, frame_us)}
+            if self.autofocus and "AfMode" in (getattr(camera, "camera_controls", None) or {}):
+                controls["AfMode"] = AF_MODE_CONTINUOUS
             config = camera.create_still_configuration(
                 main={"size": (width, height), "format": "YUV420"},
                 # No raw stream: it would hold a sensor-sized buffer we never read.
                 raw=None,
                 buffer_count=2,
-                controls={"FrameDurationLimits": (frame_us, frame_us)},
+                controls=controls,
             )
             camera.configure(config)
             self._size = _configured_size(camera, width, height)

@@ -52,6 +52,7 @@ class StandInPicamera2:
         self.closed = False
         self.fail_capture: Exception | None = None
         self.frame_index = 0
+        self.camera_controls: dict[str, Any] = {"FrameDurationLimits": (33, 1_000_000, 33_333)}
 
     @staticmethod
     def global_camera_info() -> list[dict[str, Any]]:
@@ -157,7 +158,21 @@ def test_configures_the_isp_at_the_requested_size_in_yuv420() -> None:
     assert config["main"]["size"] == (768, 576)  # not the sensor's 4608x2592
     assert config["main"]["format"] == "YUV420"
     assert config["raw"] is None
-    assert config["controls"]["FrameDurationLimits"] == (200_000, 200_000)
+    assert config["controls"] == {"FrameDurationLimits": (200_000, 200_000)}  # no AfMode
+
+
+def test_continuous_autofocus_on_a_camera_that_has_it() -> None:
+    class CameraModule3(StandInPicamera2):
+        def __init__(self, camera_num: int = 0) -> None:
+            super().__init__(camera_num)
+            self.camera_controls["AfMode"] = (0, 2, 0)
+
+    Picamera2Source(picamera2_class=CameraModule3).open(768, 432)
+    config = StandInPicamera2.instances[0].camera_config
+    assert config is not None and config["controls"]["AfMode"] == 2  # Continuous
+    Picamera2Source(picamera2_class=CameraModule3, autofocus=False).open(768, 432)
+    config = StandInPicamera2.instances[1].camera_config
+    assert config is not None and "AfMode" not in config["controls"]
 
 
 def test_capture_returns_the_planes_without_padding() -> None:
