@@ -260,6 +260,11 @@ class CameraStream:
         if not self._opened:
             self._call_source(lambda: self.source.open(self.width, self.height), "open")
             self._opened = True
+            log.info(
+                "camera.opened",
+                source=type(self.source).__name__,
+                size=f"{self.width}x{self.height}",
+            )
         frame = self._call_source(self.source.capture, "capture")
         size = frame_size(frame)
         try:
