@@ -59,7 +59,12 @@ _SECRET_TEXT = [
                r"['\"]?(?:(?:bearer|token|firebase|basic)\s+)?)[^\s'\",}]+"),
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
 ]
+# One cheap search that every string must pass before the patterns above are applied.
+_TRIGGER = re.compile(r"(?i)AIza|ya29\.|auth_tokens/|[?&;](?:key|api_?key|access_token|token|"
+                      r"auth|sig|signature|password|secret)=|authorization|x-goog-api-key|"
+                      r"x-firebase-appcheck|bearer")
 _PLAIN = (int, float, bool, type(None))
+_OWN_FIELDS = frozenset({"timestamp", "level", "logger"})  # added by the pipeline itself
 
 _registered: set[str] = set()
 _registered_pattern: re.Pattern[str] | None = None
@@ -85,6 +90,8 @@ def redact_text(text: str) -> str:
     pattern = _registered_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
+    if not _TRIGGER.search(text):
+        return text
     for regex in _SECRET_TEXT:
         text = regex.sub(lambda m: m.group(1) + REDACTED, text)
     return text
@@ -118,7 +125,8 @@ def _redact_field(name: str, value: Any) -> Any:
 def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: remove credentials from every field of the event."""
     for name, value in list(event_dict.items()):
-        event_dict[name] = _redact_field(name, value)
+        if name not in _OWN_FIELDS:
+            event_dict[name] = _redact_field(name, value)
     return event_dict
 
 
