@@ -55,7 +55,8 @@ def _secret(value: Secret | None) -> str | None:
 class Backend(Protocol):
     """Where and how to connect."""
 
-    endpoint: str | None
+    @property
+    def endpoint(self) -> str | None: ...
 
     def url(self) -> str: ...
 

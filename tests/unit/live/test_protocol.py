@@ -100,7 +100,9 @@ def test_media_chunk_frame_holds_one_chunk() -> None:
 def test_tool_response_frame_holds_every_response() -> None:
     frame = protocol.tool_response_frame(
         [
-            FunctionResponse(id="function-call-1", name="function-name", response={"result": "foo"}),
+            FunctionResponse(
+                id="function-call-1", name="function-name", response={"result": "foo"}
+            ),
             FunctionResponse(name="other", response={"error": "no"}, scheduling="WHEN_IDLE"),
         ]
     )
@@ -297,9 +299,9 @@ def test_voice_activity_signals() -> None:
     assert parse_one({"voiceActivity": {"voiceActivityType": "ACTIVITY_START"}}) == (
         LiveServerVoiceActivity("ACTIVITY_START")
     )
-    assert parse_one({"voiceActivityDetectionSignal": {"vadSignalType": "VAD_SIGNAL_TYPE_EOS"}}) == (
-        LiveServerVoiceActivity("VAD_SIGNAL_TYPE_EOS")
-    )
+    assert parse_one(
+        {"voiceActivityDetectionSignal": {"vadSignalType": "VAD_SIGNAL_TYPE_EOS"}}
+    ) == (LiveServerVoiceActivity("VAD_SIGNAL_TYPE_EOS"))
 
 
 def test_several_members_in_one_frame_keep_their_order() -> None:

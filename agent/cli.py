@@ -1,0 +1,194 @@
+"""The ``edge-agent`` command: run | demo | check-config | devices | emulator | version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+
+DESCRIPTION = """\
+A live, talking, seeing, acting Gemini agent for the Raspberry Pi.
+
+Start with `edge-agent demo` (no hardware, no API key), then describe your device in
+/etc/edge-agent/agent.toml (`edge-agent devices` lists what to put there) and
+`edge-agent check-config` it before `edge-agent run`."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the agent (as the systemd service does)")
+    _config_argument(run)
+
+    demo = commands.add_parser(
+        "demo", help="the whole agent with simulated devices and the built-in emulator"
+    )
+    demo.add_argument(
+        "--reply-wav", type=Path, help="write the model's speech here (default: a temp file)"
+    )
+    demo.add_argument("--timeout", type=float, default=60.0, help="give up after this many s")
+
+    check = commands.add_parser("check-config", help="check a config file and report every error")
+    _config_argument(check)
+
+    commands.add_parser(
+        "devices", help="list audio inputs and outputs, cameras and GPIO chips for the config"
+    )
+
+    emulator = commands.add_parser("emulator", help="run the local Live API emulator")
+    from agent.emulator.cli import add_arguments
+
+    add_arguments(emulator)
+
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="the TOML file (default: $EDGE_AGENT_CONFIG, else /etc/edge-agent/agent.toml)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: str = args.command
+    handlers = {
+        "run": cmd_run,
+        "demo": cmd_demo,
+        "check-config": cmd_check_config,
+        "devices": cmd_devices,
+        "emulator": cmd_emulator,
+        "version": cmd_version,
+    }
+    return handlers[command](args)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The config, or None after printing every problem."""
+    from agent.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"edge-agent: {len(exc.problems)} problem(s); nothing was started", file=sys.stderr)
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError
+    from agent.daemon import Daemon
+    from agent.logging import configure_logging
+    from agent.secrets import load_api_key
+
+    config = _load(args)
+    if config is None:
+        return 2
+    configure_logging(config.logging.level, config.logging.format)
+    if config.live.backend != "emulator":
+        try:
+            load_api_key(config)  # fail before opening any device
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return 2
+    return _run_loop(Daemon(config).run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agent.demo import run_demo
+    from agent.logging import configure_logging
+
+    configure_logging("warning", "console")
+    reply = args.reply_wav
+    if reply is None:
+        reply = Path(tempfile.mkdtemp(prefix="edge-agent-demo-")) / "reply.wav"
+    return _run_loop(run_demo(sys.stdout, reply, args.timeout))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError
+    from agent.secrets import load_api_key
+
+    config = _load(args)
+    if config is None:
+        return 2
+    print(f"{config.source}: OK")
+    if config.live.backend != "emulator":
+        try:
+            load_api_key(config)
+            print("API key: found")
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from agent.media.audio import list_audio_devices
+    from agent.media.camera import list_cameras
+    from agent.tools.pins import find_header_chip
+
+    print("Audio devices (for [audio] input = ... and [audio.output] device = ...):")
+    try:
+        devices = list_audio_devices()
+    except Exception as exc:  # no PortAudio, no ALSA: say so and go on
+        devices = []
+        print(f"  cannot list audio devices: {exc}")
+    for dev in devices:
+        roles = []
+        if dev.max_input_channels:
+            roles.append(f"in {dev.max_input_channels} ch [{', '.join(dev.input_formats)}]")
+        if dev.max_output_channels:
+            roles.append(f"out {dev.max_output_channels} ch [{', '.join(dev.output_formats)}]")
+        print(f"  {dev.index:>3}  {dev.name!r}  {dev.default_rate} Hz  " + "; ".join(roles))
+    print("Cameras (for [camera] source = ...):")
+    cameras = list_cameras()
+    if not cameras:
+        print("  none found")
+    for cam in cameras:
+        print(f"  {cam.kind:<10} {cam.id:<12} {cam.name}  {cam.detail}")
+    chip = find_header_chip()
+    print("GPIO:")
+    print(f"  header chip: gpiochip{chip}" if chip is not None else "  no GPIO header chip found")
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from agent.emulator import cli as emulator_cli
+    from agent.logging import configure_logging
+
+    configure_logging("info", "auto")
+    return _run_loop(emulator_cli.run(args))
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"edge-agent {__version__}")
+    return 0
+
+
+def _run_loop(main: Any) -> int:
+    """Run a coroutine on uvloop (the asyncio loop where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:
+        return int(asyncio.run(main))
+    return int(uvloop.run(main))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
