@@ -12,7 +12,7 @@ daemon only wires::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from agent.config_model import AgentConfig, LiveConfig
 from agent.live.model import (
@@ -50,16 +50,19 @@ def generation_config(live: LiveConfig) -> LiveGenerationConfig:
     speech = None
     if live.voice is not None or live.language is not None:
         speech = SpeechConfig(voice_name=live.voice, language_code=live.language)
-    resolution = (None if live.media_resolution is None
-                  else f"MEDIA_RESOLUTION_{live.media_resolution.upper()}")
+    resolution = (
+        None
+        if live.media_resolution is None
+        else f"MEDIA_RESOLUTION_{live.media_resolution.upper()}"
+    )
     return LiveGenerationConfig(
         response_modalities=list(live.response_modalities),
         speech_config=speech,
         media_resolution=resolution,  # type: ignore[arg-type]
         temperature=live.temperature,
-        input_audio_transcription=AudioTranscriptionConfig() if live.input_transcription
-        else None,
-        output_audio_transcription=AudioTranscriptionConfig() if live.output_transcription
+        input_audio_transcription=AudioTranscriptionConfig() if live.input_transcription else None,
+        output_audio_transcription=AudioTranscriptionConfig()
+        if live.output_transcription
         else None,
     )
 
@@ -67,10 +70,14 @@ def generation_config(live: LiveConfig) -> LiveGenerationConfig:
 def realtime_input_config(live: LiveConfig) -> RealtimeInputConfig:
     """The service's activity detection, and whether speech interrupts the model."""
     vad = live.vad
-    start = None if vad.start_sensitivity is None else (
-        f"START_SENSITIVITY_{vad.start_sensitivity.upper()}")
-    end = None if vad.end_sensitivity is None else (
-        f"END_SENSITIVITY_{vad.end_sensitivity.upper()}")
+    start = (
+        None
+        if vad.start_sensitivity is None
+        else (f"START_SENSITIVITY_{vad.start_sensitivity.upper()}")
+    )
+    end = (
+        None if vad.end_sensitivity is None else (f"END_SENSITIVITY_{vad.end_sensitivity.upper()}")
+    )
     detection = AutomaticActivityDetection(
         disabled=None if vad.enabled else True,
         start_of_speech_sensitivity=start,  # type: ignore[arg-type]
@@ -107,26 +114,33 @@ def make_backend(live: LiveConfig, api_key: str, *, endpoint: str | None = None)
     """
     url = endpoint or live.endpoint
     project = live.project_id or ""
-    backend: object
+    backend: Backend
     if live.backend == "gemini":
         backend = GeminiDeveloperBackend(api_key=api_key, endpoint=url)
     elif live.backend == "emulator":
         if url is None:
-            raise ValueError("the emulator backend needs an endpoint (live.endpoint, or the "
-                             "address of an emulator started in-process)")
+            raise ValueError(
+                "the emulator backend needs an endpoint (live.endpoint, or the "
+                "address of an emulator started in-process)"
+            )
         backend = GeminiDeveloperBackend(api_key=api_key, endpoint=url)
     elif live.backend == "vertex":
-        backend = VertexAIBackend(access_token=api_key, project_id=project,
-                                  location=live.location, endpoint=url)
+        backend = VertexAIBackend(
+            access_token=api_key, project_id=project, location=live.location, endpoint=url
+        )
     elif live.backend == "firebase-google":
-        backend = FirebaseGoogleAIBackend(api_key=api_key, project_id=project,
-                                          app_id=live.app_id, endpoint=url)
+        backend = FirebaseGoogleAIBackend(
+            api_key=api_key, project_id=project, app_id=live.app_id, endpoint=url
+        )
     else:
-        backend = FirebaseVertexAIBackend(api_key=api_key, project_id=project,
-                                          location=live.location, app_id=live.app_id,
-                                          endpoint=url)
-    # The backends are frozen dataclasses; the protocol declares ``endpoint`` writable.
-    return cast(Backend, backend)
+        backend = FirebaseVertexAIBackend(
+            api_key=api_key,
+            project_id=project,
+            location=live.location,
+            app_id=live.app_id,
+            endpoint=url,
+        )
+    return backend
 
 
 def make_model(
@@ -139,8 +153,11 @@ def make_model(
     """The model to connect to, with every ``[live]`` setting and the tools' declarations
     (``ToolRegistry.declarations()``). Compression is left to `reconnect_policy`."""
     live = config.live
-    tools = ([{"functionDeclarations": [dict(d) for d in function_declarations]}]
-             if function_declarations else None)
+    tools = (
+        [{"functionDeclarations": [dict(d) for d in function_declarations]}]
+        if function_declarations
+        else None
+    )
     return LiveGenerativeModel(
         backend=make_backend(live, api_key, endpoint=endpoint),
         model=live.model,
@@ -156,6 +173,10 @@ def reconnect_policy(config: AgentConfig) -> ReconnectPolicy:
     """Backoff, replay and compression for ``ResilientSession``."""
     r = config.reconnect
     return ReconnectPolicy(
-        backoff_base_s=r.backoff_base_s, backoff_cap_s=r.backoff_cap_s,
-        quota_backoff_s=r.quota_backoff_s, stable_after_s=r.stable_after_s,
-        replay_audio_s=r.replay_audio_s, compression=compression(config.live))
+        backoff_base_s=r.backoff_base_s,
+        backoff_cap_s=r.backoff_cap_s,
+        quota_backoff_s=r.quota_backoff_s,
+        stable_after_s=r.stable_after_s,
+        replay_audio_s=r.replay_audio_s,
+        compression=compression(config.live),
+    )

@@ -26,6 +26,7 @@ import structlog
 
 from agent import assembly
 from agent.config import ConfigError, diff_sections, load_config
+from agent.config_live import make_model, reconnect_policy
 from agent.config_model import AgentConfig, AudioConfig
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
@@ -45,6 +46,7 @@ from agent.tools import ToolRegistry
 
 log = structlog.get_logger(__name__)
 
+EMULATOR_KEY = "emulator"  # the emulator accepts any key
 EXIT_OK = 0
 EXIT_FATAL = 78  # EX_CONFIG: bad key, permission, model; retrying will not help
 STOP_BUDGET_S = 4.0
@@ -210,9 +212,14 @@ class Daemon:
     def _new_session(
         self, config: AgentConfig, registry: ToolRegistry, endpoint: str | None, handle: str | None
     ) -> ResilientSession:
-        api_key = None if config.live.backend == "emulator" else load_api_key(config)
-        model = assembly.build_model(config, api_key, registry.declarations(), endpoint=endpoint)
-        session = ResilientSession(model, assembly.build_policy(config.reconnect, config.live))
+        api_key = EMULATOR_KEY if config.live.backend == "emulator" else load_api_key(config)
+        if config.audio.push_to_talk:  # the button, not the service, marks the user's turns
+            vad = dataclasses.replace(config.live.vad, enabled=False)
+            config = dataclasses.replace(config, live=dataclasses.replace(config.live, vad=vad))
+        model = make_model(
+            config, api_key, function_declarations=registry.declarations(), endpoint=endpoint
+        )
+        session = ResilientSession(model, reconnect_policy(config))
         session.handle = handle
         session.add_listener(self._on_session_state)
         return session
