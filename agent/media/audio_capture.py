@@ -1,6 +1,7 @@
 """Microphone capture through PyAudio: a reader thread, conversion, and a drop-oldest queue.
 
-The thread does blocking reads of ``read_ms`` and converts them at once (a few tens of
+The thread does blocking reads of ``read_ms`` (20 ms: two per 40 ms chunk, so a chunk is complete
+the moment the read holding its last sample returns) and converts them at once (tens of
 microseconds per read), so the only waits it ever does are on the device. Finished chunks go
 into a bounded queue that, when the event loop falls behind, drops the *oldest* chunk: the
 conversation stays real time instead of drifting behind the speaker. A device that fails to
@@ -168,7 +169,7 @@ class AudioCapture:
         *,
         chunk_ms: int = 40,
         out_rate: int = 16000,
-        read_ms: int = 10,
+        read_ms: int = 20,
         queue_ms: int = 2000,
         reopen_initial_s: float = 0.5,
         reopen_max_s: float = 10.0,
