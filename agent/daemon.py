@@ -275,6 +275,7 @@ class Daemon:
             except Exception as exc:  # one stuck part must not keep the others running
                 log.warning("daemon.stop_failed", part=name, error=str(exc) or type(exc).__name__)
         parts.registry.safe_all("shutdown")
+        log.info("daemon.pins_safe", pins=parts.registry.describe_pins())
         parts.registry.close()
         if parts.emulator is not None and not keep_session:
             await parts.emulator.close()

@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(portaudio19-dev libasound2-plugins python3-venv)
+# PortAudio to build PyAudio; ALSA plugins for the virtual sound devices; systemd for
+# systemd-analyze (the unit's verify and security tests).
+apt_packages=(portaudio19-dev libasound2-plugins python3-venv systemd)
+# Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
+command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

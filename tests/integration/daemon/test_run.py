@@ -1,0 +1,269 @@
+"""``edge-agent run`` as a real subprocess, under a fake systemd (a NOTIFY_SOCKET the test
+binds), against the emulator: a spoken command moves a mock pin and the reply reaches the WAV
+sink; SIGTERM leaves the pins safe; SIGHUP restarts only what changed; a stalled loop stops the
+watchdog pings; a bad config is refused with every problem."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.emulator.config import EmulatorConfig
+from agent.emulator.scenario import Scenario
+from agent.emulator.server import Emulator
+
+T = 30.0
+SCENARIO = {
+    "name": "lamp",
+    "turn": [
+        {"spoken": 1, "said": "hello there", "reply": "Hi!"},
+        {
+            "spoken": 2,
+            "said": "switch the lamp on",
+            "call": [{"name": "set_lamp", "args": {"action": "on"}}],
+            "reply": "The lamp is on.",
+        },
+    ],
+}
+
+
+def write_commands(path: Path, rate: int = 48_000) -> None:
+    """Two voice-like bursts at a USB mic's 48 kHz stereo, with room for the replies."""
+    t = np.arange(int(0.6 * rate)) / rate
+    burst = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t / 0.6)
+    gap = np.zeros(int(3.0 * rate))
+    mono = np.concatenate([gap[: rate // 4], burst, gap, burst, gap, gap])
+    stereo = np.repeat((mono * 32767).astype("<i2")[:, None], 2, axis=1)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(stereo.tobytes())
+
+
+def config_text(endpoint: str, tmp: Path, extra_camera: str = "") -> str:
+    return f"""
+[live]
+backend = "emulator"
+endpoint = "{endpoint}"
+
+[audio]
+input = "wav:{tmp / "commands.wav"}"
+echo = "none"
+
+[audio.output]
+device = "wav:{tmp / "reply.wav"}"
+
+[camera]
+source = "test-pattern"
+interval_s = 0.5
+{extra_camera}
+
+[gpio]
+pin_factory = "mock"
+
+[[tools]]
+name = "set_lamp"
+description = "Switch the lamp."
+kind = "digital_output"
+pin = 17
+
+[logging]
+level = "info"
+format = "json"
+"""
+
+
+@dataclass
+class Agent:
+    process: asyncio.subprocess.Process
+    notify: socket.socket
+    logs: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
+    notes: list[tuple[float, str]] = field(default_factory=list)
+
+    async def read_logs(self) -> None:
+        assert self.process.stderr is not None
+        async for line in self.process.stderr:
+            try:
+                self.logs.append(json.loads(line))
+            except ValueError:
+                self.logs.append({"event": "non-json", "line": line.decode(errors="replace")})
+
+    async def read_notes(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(self.notify, 4096)
+            self.notes.append((time.monotonic(), data.decode()))
+
+    def events(self, name: str) -> list[dict]:  # type: ignore[type-arg]
+        return [entry for entry in self.logs if entry.get("event") == name]
+
+    async def wait_for(self, predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+        try:
+            async with asyncio.timeout(T):
+                while not predicate():
+                    if self.process.returncode is not None:
+                        raise AssertionError(f"the agent exited early waiting for {what}")
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            tail = "\n".join(json.dumps(e) for e in self.logs[-15:])
+            raise AssertionError(f"timed out waiting for {what}; last logs:\n{tail}") from None
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    config = EmulatorConfig(time_scale=0.3, scenario=Scenario.from_mapping(SCENARIO))
+    async with Emulator(config) as running:
+        yield running
+
+
+def turns_completed(emulator: Emulator) -> int:
+    sent = [m.message for c in emulator.recordings.connections for m in c.sent]
+    return sum(1 for m in sent if m.get("serverContent", {}).get("turnComplete"))
+
+
+async def start_agent(config: Path, tmp: Path, **env: str) -> Agent:
+    notify_path = tmp / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.setblocking(False)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "WATCHDOG_"))}
+    environ.update(NOTIFY_SOCKET=str(notify_path), **env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent.cli", "run", "--config", str(config),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, env=environ,
+    )  # fmt: skip
+    agent = Agent(process, notify)
+    agent.tasks = [  # type: ignore[attr-defined]
+        asyncio.create_task(agent.read_logs()),
+        asyncio.create_task(agent.read_notes()),
+    ]
+    return agent
+
+
+async def stop_agent(agent: Agent) -> int:
+    if agent.process.returncode is None:
+        agent.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(T):
+        code = await agent.process.wait()
+    await asyncio.sleep(0.1)
+    for task in agent.tasks:  # type: ignore[attr-defined]
+        task.cancel()
+    agent.notify.close()
+    return code
+
+
+async def test_a_spoken_command_moves_the_pin_and_sigterm_leaves_it_safe(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_commands(tmp_path / "commands.wav")
+    config = tmp_path / "agent.toml"
+    config.write_text(config_text(emulator.url, tmp_path))
+    started = time.monotonic()
+    agent = await start_agent(config, tmp_path)
+    try:
+        await agent.wait_for(lambda: any("READY=1" in n for _, n in agent.notes), "READY=1")
+        ready_after = next(t for t, n in agent.notes if "READY=1" in n) - started
+        await agent.wait_for(
+            lambda: any(e.get("outcome") == "ok" for e in agent.events("tool.actuated")),
+            "the set_lamp call",
+        )
+        await agent.wait_for(lambda: len(emulator.recordings.session().video) >= 2, "camera frames")
+        await agent.wait_for(lambda: turns_completed(emulator) >= 2, "both replies")
+        await asyncio.sleep(1.5)  # the reply plays out in real time
+    finally:
+        code = await stop_agent(agent)
+    assert code == 0
+    [actuated] = [e for e in agent.events("tool.actuated") if e.get("tool") == "set_lamp"]
+    assert actuated["args"] == {"action": "on"} and actuated["outcome"] == "ok"
+    [pins] = agent.events("daemon.pins_safe")
+    assert pins["pins"]["set_lamp"]["state"] == {"on": False}, "SIGTERM drove the lamp off"
+    responses = [r for r in emulator.recordings.session().received if r.kind == "toolResponse"]
+    assert len(responses) == 1
+    statuses = [n for _, n in agent.notes if "STATUS=" in n]
+    assert any("live" in s for s in statuses), statuses
+    assert any("STOPPING=1" in n for _, n in agent.notes)
+    closes = [c.close_code for c in emulator.recordings.connections]
+    assert closes == [1000], "the session was closed with 1000"
+    with wave.open(str(tmp_path / "reply.wav")) as wav:
+        heard = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    assert len(heard) > 0.5 * 24000 and np.abs(heard).max() > 1000, "the reply reached the sink"
+    assert ready_after < 10.0
+
+
+async def test_sighup_restarts_only_what_changed(emulator: Emulator, tmp_path: Path) -> None:
+    write_commands(tmp_path / "commands.wav")
+    config = tmp_path / "agent.toml"
+    config.write_text(config_text(emulator.url, tmp_path))
+    agent = await start_agent(config, tmp_path)
+    try:
+        await agent.wait_for(lambda: emulator.recordings.sessions, "a session")
+        config.write_text(config_text(emulator.url, tmp_path, extra_camera="quality = 60"))
+        agent.process.send_signal(signal.SIGHUP)
+        await agent.wait_for(lambda: agent.events("daemon.reload"), "the reload")
+        config.write_text(config_text(emulator.url, tmp_path) + "\n[bogus]\nx = 1\n")
+        agent.process.send_signal(signal.SIGHUP)
+        await agent.wait_for(lambda: agent.events("daemon.reload_refused"), "a refused reload")
+        await asyncio.sleep(0.5)
+    finally:
+        code = await stop_agent(agent)
+    assert code == 0
+    [reload] = agent.events("daemon.reload")
+    assert reload["changed"] == ["camera"]
+    assert len(emulator.recordings.connections) == 1, "the session was not reconnected"
+    assert any("bogus" in e.get("problem", "") for e in agent.events("config.invalid"))
+    assert any("RELOADING=1" in n for _, n in agent.notes)
+
+
+async def test_a_stalled_loop_stops_the_watchdog_pings(emulator: Emulator, tmp_path: Path) -> None:
+    write_commands(tmp_path / "commands.wav")
+    config = tmp_path / "agent.toml"
+    config.write_text(config_text(emulator.url, tmp_path))
+    agent = await start_agent(config, tmp_path, WATCHDOG_USEC="400000", EDGE_AGENT_TEST_HOOKS="1")
+    try:
+        await agent.wait_for(
+            lambda: sum("WATCHDOG=1" in n for _, n in agent.notes) >= 3, "watchdog pings"
+        )
+        agent.process.send_signal(signal.SIGUSR2)  # blocks the event loop
+        await agent.wait_for(lambda: agent.events("daemon.test_stall"), "the stall")
+        stalled_at = time.monotonic()
+        await asyncio.sleep(1.5)
+        late = [t for t, n in agent.notes if "WATCHDOG=1" in n and t > stalled_at + 0.1]
+    finally:
+        agent.process.kill()
+        await stop_agent(agent)
+    assert late == [], "no ping may come while the loop is stalled: systemd would restart it"
+
+
+def test_a_bad_config_is_refused_with_every_problem(tmp_path: Path) -> None:
+    import subprocess
+
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        '[audio]\nchunk_ms = 500\n\n[camera]\nwidht = 640\n\n[[tools]]\nname = "a"\n'
+        'description = "x"\nkind = "digital_output"\npin = 17\n\n[[tools]]\nname = "b"\n'
+        'description = "y"\nkind = "pwm"\npin = 17\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=T, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    err = result.stderr
+    assert f"{config}:2: audio.chunk_ms" in err
+    assert f"{config}:5: camera.widht" in err and "did you mean" in err
+    assert "tools[1].pin" in err and "17" in err
+    assert "nothing was started" in err
