@@ -23,7 +23,7 @@ import structlog
 from numpy.typing import NDArray
 
 from agent.media.camera_change import ChangeDetector, luma_thumbnail
-from agent.media.camera_frames import CameraError, FrameSource, frame_size
+from agent.media.camera_frames import CameraError, FrameSource, JpegFrame, YuvFrame, frame_size
 from agent.media.camera_jpeg import JpegEncoder
 
 log = structlog.get_logger(__name__)
@@ -158,7 +158,8 @@ class CameraStream:
         self._live = asyncio.Event()  # set while live, ...
         self._live.set()
         self._paused_event = asyncio.Event()  # ... and its inverse, to wake a backoff sleep
-        self._opened = False  # touched only in the camera thread
+        self._opened = False  # touched only in the camera thread, like _size_warned
+        self._size_warned = False
         self._thread: _CameraThread | None = None
         self._closed: asyncio.Future[None] | None = None
         self.sent = 0
@@ -174,7 +175,10 @@ class CameraStream:
         return not self._live.is_set()
 
     def pause(self) -> None:
-        """Stop capturing: ``frames()`` yields nothing and the camera is left idle."""
+        """Stop capturing: ``frames()`` yields nothing and the camera is left idle.
+
+        ``pause`` and ``resume`` are called from the event loop that iterates ``frames()``.
+        """
         if self._live.is_set():
             self._live.clear()
             self._paused_event.set()
@@ -213,12 +217,12 @@ class CameraStream:
                 started = loop.time()
                 try:
                     shot = await self._in_camera_thread(functools.partial(self._shoot, started))
-                except CameraError as exc:
+                except Exception as exc:  # anything from the camera thread is a camera fault
                     self.failures += 1
                     failing_since = failing_since or self.failures
                     log.warning(
                         "camera.failed",
-                        error=str(exc),
+                        error=str(exc) if isinstance(exc, CameraError) else repr(exc),
                         failures=self.failures,
                         retry_in_s=round(backoff, 3),
                     )
@@ -260,13 +264,23 @@ class CameraStream:
         if not self._opened:
             self._call_source(lambda: self.source.open(self.width, self.height), "open")
             self._opened = True
+            self._size_warned = False
             log.info(
                 "camera.opened",
                 source=type(self.source).__name__,
                 size=f"{self.width}x{self.height}",
             )
         frame = self._call_source(self.source.capture, "capture")
+        if not isinstance(frame, np.ndarray | YuvFrame | JpegFrame):
+            raise CameraError(f"camera source returned {type(frame).__name__}, not a frame")
         size = frame_size(frame)
+        if size != (self.width, self.height) and not self._size_warned:
+            self._size_warned = True  # once per open: the frames still go out as they are
+            log.warning(
+                "camera.size_mismatch",
+                requested=f"{self.width}x{self.height}",
+                delivered=f"{size[0]}x{size[1]}",
+            )
         try:
             thumb: NDArray[np.float32] | None = None
             if self.skip_unchanged:

@@ -318,6 +318,25 @@ async def test_a_frame_that_cannot_be_encoded_is_a_fault() -> None:
     assert "could not be encoded" in next(e for e in logs if e["event"] == "camera.failed")["error"]
 
 
+async def test_a_source_returning_nonsense_is_a_fault() -> None:
+    source = ScriptedSource(lambda n: None if n == 0 else solid(5))  # type: ignore[arg-type,return-value]
+    stream = CameraStream(source, width=64, height=48, interval_s=0.01, retry_initial_s=0.005)
+    with capture_logs() as logs:
+        got = await take(stream, 1)
+    assert len(got) == 1 and stream.failures == 1
+    assert "returned NoneType" in next(e for e in logs if e["event"] == "camera.failed")["error"]
+
+
+async def test_a_frame_of_another_size_is_sent_and_reported_once() -> None:
+    source = ScriptedSource(lambda n: solid(5, 32, 24))
+    stream = CameraStream(source, width=64, height=48, interval_s=0.01)
+    with capture_logs() as logs:
+        got = await take(stream, 3)
+    assert simplejpeg.decode_jpeg_header(got[0][1])[:2] == (24, 32)
+    mismatches = [e for e in logs if e["event"] == "camera.size_mismatch"]
+    assert len(mismatches) == 1 and mismatches[0]["delivered"] == "32x24"
+
+
 async def test_a_wedged_camera_times_out_and_the_stream_carries_on() -> None:
     release = threading.Event()
 
