@@ -83,6 +83,10 @@ class _CameraThread:
         self._calls.put(call)
         return future
 
+    def run_soon(self, fn: Callable[[], None]) -> None:
+        """Queue ``fn`` with nobody waiting for its outcome."""
+        self._calls.put(fn)
+
     def stop(self) -> None:
         """Let the thread end once the calls already queued have run."""
         self._calls.put(None)
@@ -246,7 +250,10 @@ class CameraStream:
         finally:
             thread, self._thread = self._thread, None
             if thread is not None:
-                self._closed = thread.submit(self._close_source)
+                try:
+                    self._closed = thread.submit(self._close_source)
+                except RuntimeError:  # finalised with no running loop: close, unobserved
+                    thread.run_soon(self._close_source)
                 thread.stop()
 
     async def aclose(self, timeout_s: float = 5.0) -> None:

@@ -425,6 +425,27 @@ async def test_the_source_is_closed_when_the_consumer_stops() -> None:
     assert source.opens == 2 and source.closes == 2
 
 
+def test_a_generator_finalised_without_a_loop_still_closes_the_camera() -> None:
+    source = ScriptedSource()
+    stream = CameraStream(source, width=64, height=48, interval_s=0.01)
+    frames = stream.frames()
+
+    async def first() -> bytes:
+        return await anext(frames)
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(first())
+    finally:
+        loop.close()  # the generator is still suspended at its yield
+    with contextlib.suppress(RuntimeError, StopIteration):
+        frames.aclose().send(None)  # what a garbage collector's finaliser amounts to
+    deadline = time.monotonic() + WAIT_S
+    while source.closes == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert source.closes == 1
+
+
 async def test_a_second_concurrent_iteration_is_refused() -> None:
     stream = CameraStream(ScriptedSource(), width=64, height=48, interval_s=0.01)
     async with consuming(stream) as received:
