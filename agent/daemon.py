@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -28,9 +28,6 @@ from agent import assembly
 from agent.config import ConfigError, diff_sections, load_config
 from agent.config_live import make_model, reconnect_policy
 from agent.config_model import AgentConfig, AudioConfig
-from agent.emulator.config import EmulatorConfig
-from agent.emulator.scenario import Scenario
-from agent.emulator.server import Emulator
 from agent.live.conversation import (
     AudioConversationController,
     EventListener,
@@ -43,6 +40,11 @@ from agent.media.camera import CameraStream
 from agent.secrets import load_api_key
 from agent.systemd import Notifier, default_notifier, watchdog_task
 from agent.tools import ToolRegistry
+
+if TYPE_CHECKING:  # the emulator is imported only when the config asks for it
+    from agent.emulator.config import EmulatorConfig
+    from agent.emulator.scenario import Scenario
+    from agent.emulator.server import Emulator
 
 log = structlog.get_logger(__name__)
 
@@ -205,6 +207,9 @@ class Daemon:
         """The in-process emulator for the ``emulator`` backend without an endpoint."""
         if config.live.backend != "emulator" or config.live.endpoint:
             return None, None
+        from agent.emulator.config import EmulatorConfig
+        from agent.emulator.server import Emulator
+
         emulator = Emulator(self.emulator_config or EmulatorConfig(scenario=_default_scenario()))
         await emulator.start()
         return emulator, emulator.url
@@ -400,5 +405,7 @@ def _with_gate(audio: AudioConfig) -> AudioConfig:
 
 
 def _default_scenario() -> Scenario:
+    from agent.emulator.scenario import Scenario
+
     path = resources.files("agent.emulator") / "scenarios" / "lamp.toml"
     return Scenario.load(Path(str(path)))

@@ -1,0 +1,187 @@
+"""The whole daemon at steady state, measured from outside, as on a device.
+
+``edge-agent run`` runs as its own process with a real PyAudio capture of an I2S-format mic
+(48 kHz, 2 ch, S32 through ALSA's plug over a paced pipe), a 1 FPS camera at 768x576 (test
+pattern), playback into a real-time drained virtual speaker, mock GPIO, and this process's
+emulator answering a spoken burst every 4 s. Reported: time from exec to READY=1, CPU percent
+of one core and RSS at steady state. For scale, the RSS of a bare interpreter that only imports
+the agent's libraries is measured in the same run.
+
+Run by tests/bench/test_bench_daemon.py in a process of its own (the virtual sound devices
+must be set up before PortAudio first starts in a process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent.emulator.config import EmulatorConfig
+from agent.emulator.scenario import Scenario
+from agent.emulator.server import Emulator
+from agent.media.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa
+
+WARMUP_S = 4.0
+MEASURE_S = 20.0
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def mic_feed(seconds: float) -> bytes:
+    """16 kHz mono S16: a voice-like burst every 4 s."""
+    rate = 16_000
+    t = np.arange(int(0.6 * rate)) / rate
+    burst = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t / 0.6)
+    period = np.concatenate([burst, np.zeros(int(3.4 * rate))])
+    reps = int(np.ceil(seconds / 4.0))
+    return (np.tile(period, reps) * 32767).astype("<i2").tobytes()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def config_text(endpoint: str) -> str:
+    return f"""
+[live]
+backend = "emulator"
+endpoint = "{endpoint}"
+
+[audio]
+input = "vmic_i2s"
+mic = "inmp441"
+echo = "half_duplex"
+
+[audio.output]
+device = "vspk"
+rate = 24000
+
+[camera]
+source = "test-pattern"
+width = 768
+height = 576
+interval_s = 1.0
+
+[gpio]
+pin_factory = "mock"
+
+[[tools]]
+name = "set_lamp"
+description = "Switch the lamp."
+kind = "digital_output"
+pin = 17
+
+[logging]
+level = "warning"
+format = "json"
+"""
+
+
+def bare_interpreter_rss() -> float:
+    code = (
+        "import numpy, websockets, structlog, pyaudio, soxr, simplejpeg, gpiozero, orjson, "
+        "pybase64, uvloop, pathlib; "
+        "print([l for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
+        "if l.startswith('VmRSS')][0].split()[1])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+async def measure(root: Path) -> dict[str, float]:
+    alsa = VirtualAlsa(root)
+    alsa.install()
+    mic = alsa.mic()
+    speaker = alsa.speaker(bytes_per_second=24_000 * 2)
+    scenario = Scenario.from_mapping({"name": "bench", "default_reply": "I heard you say {text}."})
+    async with Emulator(EmulatorConfig(scenario=scenario)) as emulator:
+        config = root / "agent.toml"
+        config.write_text(config_text(emulator.url))
+        notify_path = root / "notify.sock"
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(notify_path))
+        notify.setblocking(False)
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify_path))
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+            env=env,
+            pass_fds=(MIC_FD, SPEAKER_FD),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        mic.play(mic_feed(WARMUP_S + MEASURE_S + 30), block_bytes=640, bytes_per_second=32_000)
+        loop = asyncio.get_running_loop()
+        ready_s = float("nan")
+        async with asyncio.timeout(30):
+            while True:
+                note = (await loop.sock_recv(notify, 4096)).decode()
+                if "READY=1" in note:
+                    ready_s = time.monotonic() - started
+                    break
+        await asyncio.sleep(WARMUP_S)
+        cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
+        audio0 = len(emulator.recordings.session().audio)
+        await asyncio.sleep(MEASURE_S)
+        cpu1, wall1 = cpu_seconds(process.pid), time.monotonic()
+        if os.environ.get("SMAPS"):
+            subprocess.run([sys.executable, "/tmp/smaps.py", str(process.pid)], check=False)
+        recording = emulator.recordings.session()
+        result = {
+            "ready_s": ready_s,
+            "cpu_percent": 100.0 * (cpu1 - cpu0) / (wall1 - wall0),
+            "rss_mb": rss_mb(process.pid),
+            "peak_rss_mb": rss_mb(process.pid, "VmHWM"),
+            "audio_chunks_per_s": (len(recording.audio) - audio0) / (wall1 - wall0),
+            "video_frames": len(recording.video),
+            "speaker_seconds": len(speaker.data) / 48_000,
+        }
+        process.terminate()
+        process.wait(10)
+        notify.close()
+    mic.close()
+    speaker.close()
+    alsa.uninstall()
+    return result
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
+        result = asyncio.run(measure(Path(tmp)))
+    bare = bare_interpreter_rss()
+    rows = [
+        ("start to READY=1", f"{result['ready_s']:.2f} s", "< 1.5 s", result["ready_s"] < 1.5),
+        ("CPU, one core", f"{result['cpu_percent']:.2f} %", "< 3 %", result["cpu_percent"] < 3),
+        ("RSS", f"{result['rss_mb']:.1f} MB", "< 60 MB", result["rss_mb"] < 60),
+        ("peak RSS", f"{result['peak_rss_mb']:.1f} MB", "", None),
+        ("bare interpreter + libraries RSS", f"{bare:.1f} MB", "(reference)", None),
+        ("RSS / bare interpreter", f"{result['rss_mb'] / bare:.2f}x", "", None),
+        ("audio chunks/s at the emulator", f"{result['audio_chunks_per_s']:.1f}", "25", None),
+        ("camera frames at the emulator", f"{result['video_frames']}", "", None),
+        ("speech played to the speaker", f"{result['speaker_seconds']:.1f} s", "", None),
+    ]
+    print(f"\n\nDaemon at steady state ({MEASURE_S:.0f} s measured after {WARMUP_S:.0f} s)")
+    print(f"{'measure':<36}{'value':>14}{'goal':>14}{'met':>6}")
+    for name, value, goal, met in rows:
+        shown = "" if met is None else ("yes" if met else "NO")
+        print(f"{name:<36}{value:>14}{goal:>14}{shown:>6}")
+
+
+if __name__ == "__main__":
+    main()
