@@ -140,8 +140,6 @@ async def measure(root: Path) -> dict[str, float]:
         audio0 = len(emulator.recordings.session().audio)
         await asyncio.sleep(MEASURE_S)
         cpu1, wall1 = cpu_seconds(process.pid), time.monotonic()
-        if os.environ.get("SMAPS"):
-            subprocess.run([sys.executable, "/tmp/smaps.py", str(process.pid)], check=False)
         recording = emulator.recordings.session()
         result = {
             "ready_s": ready_s,
