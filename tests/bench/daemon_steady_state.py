@@ -118,8 +118,13 @@ async def measure(root: Path) -> dict[str, float]:
         notify.setblocking(False)
         env = dict(os.environ, NOTIFY_SOCKET=str(notify_path))
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "run",
+            "--config",
+            str(config),
             env=env,
             pass_fds=(MIC_FD, SPEAKER_FD),
             stdin=subprocess.DEVNULL,
@@ -151,7 +156,8 @@ async def measure(root: Path) -> dict[str, float]:
             "speaker_seconds": len(speaker.data) / 48_000,
         }
         process.terminate()
-        process.wait(10)
+        async with asyncio.timeout(10):
+            await process.wait()
         notify.close()
     mic.close()
     speaker.close()
