@@ -236,6 +236,7 @@ class _Runner:
         self.stats = ConversationStats()
         self.muted = False
         self._speaking = False
+        self._stream_open = False
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -296,6 +297,7 @@ class _Runner:
         async for chunk in self.source.chunks():
             if self.muted:
                 await self._end_speech()
+                await self._pause_stream()
                 continue
             if self.vad is None:
                 await self._send_chunk(chunk)
@@ -309,10 +311,19 @@ class _Runner:
                 if self.pre_roll_chunks:
                     self.pre_roll.append(chunk)
                 self.stats.chunks_gated += 1
+        await self._end_speech()
+        await self._pause_stream()  # the source ended (a file, an unplugged device)
+
+    async def _pause_stream(self) -> None:
+        """Tell the service the audio stream paused, so it does not wait for more of a turn."""
+        if self._stream_open and not self.client_activity:
+            self._stream_open = False
+            await self.session.send_audio_stream_end()
 
     async def _send_chunk(self, chunk: bytes) -> None:
         await self.session.send_audio_realtime(GenerativeContentBlob(AUDIO_INPUT_MIME, chunk))
         self.stats.chunks_sent += 1
+        self._stream_open = True
 
     async def _start_speech(self) -> None:
         self._speaking = True
@@ -331,7 +342,7 @@ class _Runner:
         if self.client_activity:
             await self.session.send_activity_end()
         else:
-            await self.session.send_audio_stream_end()
+            await self._pause_stream()
 
     # -- camera -----------------------------------------------------------------------------------
 
