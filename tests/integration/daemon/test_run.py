@@ -267,3 +267,25 @@ def test_a_bad_config_is_refused_with_every_problem(tmp_path: Path) -> None:
     assert f"{config}:5: camera.widht" in err and "did you mean" in err
     assert "tools[1].pin" in err and "17" in err
     assert "nothing was started" in err
+
+
+async def test_a_refused_key_stops_the_agent_without_retrying(tmp_path: Path) -> None:
+    config_path = tmp_path / "agent.toml"
+    async with Emulator(EmulatorConfig(api_key="the-right-key")) as emulator:
+        text = config_text(emulator.url, tmp_path).replace(
+            'backend = "emulator"', 'backend = "gemini"'
+        )
+        config_path.write_text(text)
+        write_commands(tmp_path / "commands.wav")
+        agent = await start_agent(config_path, tmp_path, GEMINI_API_KEY="a-wrong-key")
+        try:
+            async with asyncio.timeout(T):
+                code = await agent.process.wait()
+        finally:
+            await stop_agent(agent)
+        attempts = emulator.connections
+    assert code == 78, "EX_CONFIG: systemd's restart limit, not a retry storm, takes it from here"
+    assert attempts == 1
+    [failed] = agent.events("session.failed")
+    assert "API key" in failed["reason"]
+    assert "a-wrong-key" not in json.dumps(agent.logs), "the key never reaches the logs"
