@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import wave
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,37 @@ def silence(seconds: float) -> npt.NDArray[np.int16]:
 def utterance(speech_s: float = 0.4, pause_s: float = 0.8) -> npt.NDArray[np.int16]:
     """Speech then enough silence to end the turn with the default 600 ms silence."""
     return np.concatenate([tone(speech_s), silence(pause_s)])
+
+
+LAMP_SCENARIO: dict[str, Any] = {
+    "name": "lamp",
+    "turn": [
+        {"spoken": 1, "said": "hello there", "reply": "Hi!"},
+        {
+            "spoken": 2,
+            "said": "switch the lamp on",
+            "call": [{"name": "set_lamp", "args": {"action": "on"}}],
+            "reply": "The lamp is on.",
+        },
+    ],
+}
+"""Two spoken turns: a greeting, then a command that calls ``set_lamp`` (a digital output)."""
+
+
+def write_spoken_commands(path: Path, count: int = 2, *, gap_s: float = 3.0) -> None:
+    """A WAV of ``count`` voice-like 0.6 s bursts, as a USB mic records them (48 kHz stereo
+    S16), with ``gap_s`` of silence after each: room for the model's reply."""
+    rate = 48_000
+    t = np.arange(int(0.6 * rate)) / rate
+    burst = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t / 0.6)
+    gap = np.zeros(int(gap_s * rate))
+    mono = np.concatenate([gap[: rate // 4], *([burst, gap] * count), gap])
+    stereo = np.repeat((mono * 32767).astype("<i2")[:, None], 2, axis=1)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(stereo.tobytes())
 
 
 def audio_message(pcm: npt.NDArray[np.int16], *, snake: bool = False) -> dict[str, Any]:

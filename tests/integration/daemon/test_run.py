@@ -23,34 +23,9 @@ import pytest
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
+from agent.emulator.testing import LAMP_SCENARIO, write_spoken_commands
 
 T = 30.0
-SCENARIO = {
-    "name": "lamp",
-    "turn": [
-        {"spoken": 1, "said": "hello there", "reply": "Hi!"},
-        {
-            "spoken": 2,
-            "said": "switch the lamp on",
-            "call": [{"name": "set_lamp", "args": {"action": "on"}}],
-            "reply": "The lamp is on.",
-        },
-    ],
-}
-
-
-def write_commands(path: Path, rate: int = 48_000) -> None:
-    """Two voice-like bursts at a USB mic's 48 kHz stereo, with room for the replies."""
-    t = np.arange(int(0.6 * rate)) / rate
-    burst = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t / 0.6)
-    gap = np.zeros(int(3.0 * rate))
-    mono = np.concatenate([gap[: rate // 4], burst, gap, burst, gap, gap])
-    stereo = np.repeat((mono * 32767).astype("<i2")[:, None], 2, axis=1)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(2)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(stereo.tobytes())
 
 
 def config_text(endpoint: str, tmp: Path, extra_camera: str = "") -> str:
@@ -124,7 +99,7 @@ class Agent:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    config = EmulatorConfig(time_scale=0.3, scenario=Scenario.from_mapping(SCENARIO))
+    config = EmulatorConfig(time_scale=0.3, scenario=Scenario.from_mapping(LAMP_SCENARIO))
     async with Emulator(config) as running:
         yield running
 
@@ -169,7 +144,7 @@ async def stop_agent(agent: Agent) -> int:
 async def test_a_spoken_command_moves_the_pin_and_sigterm_leaves_it_safe(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    write_commands(tmp_path / "commands.wav")
+    write_spoken_commands(tmp_path / "commands.wav")
     config = tmp_path / "agent.toml"
     config.write_text(config_text(emulator.url, tmp_path))
     started = time.monotonic()
@@ -205,7 +180,7 @@ async def test_a_spoken_command_moves_the_pin_and_sigterm_leaves_it_safe(
 
 
 async def test_sighup_restarts_only_what_changed(emulator: Emulator, tmp_path: Path) -> None:
-    write_commands(tmp_path / "commands.wav")
+    write_spoken_commands(tmp_path / "commands.wav")
     config = tmp_path / "agent.toml"
     config.write_text(config_text(emulator.url, tmp_path))
     agent = await start_agent(config, tmp_path)
@@ -229,7 +204,7 @@ async def test_sighup_restarts_only_what_changed(emulator: Emulator, tmp_path: P
 
 
 async def test_a_stalled_loop_stops_the_watchdog_pings(emulator: Emulator, tmp_path: Path) -> None:
-    write_commands(tmp_path / "commands.wav")
+    write_spoken_commands(tmp_path / "commands.wav")
     config = tmp_path / "agent.toml"
     config.write_text(config_text(emulator.url, tmp_path))
     agent = await start_agent(config, tmp_path, WATCHDOG_USEC="400000", EDGE_AGENT_TEST_HOOKS="1")
@@ -276,7 +251,7 @@ async def test_a_refused_key_stops_the_agent_without_retrying(tmp_path: Path) ->
             'backend = "emulator"', 'backend = "gemini"'
         )
         config_path.write_text(text)
-        write_commands(tmp_path / "commands.wav")
+        write_spoken_commands(tmp_path / "commands.wav")
         agent = await start_agent(config_path, tmp_path, GEMINI_API_KEY="a-wrong-key")
         try:
             async with asyncio.timeout(T):

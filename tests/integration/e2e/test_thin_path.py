@@ -13,6 +13,7 @@ import numpy as np
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
+from agent.emulator.testing import LAMP_SCENARIO, write_spoken_commands
 from agent.live.conversation import dispatcher_handler, start_audio_conversation
 from agent.live.model import GeminiDeveloperBackend, LiveGenerativeModel
 from agent.live.resilient import ResilientSession
@@ -25,37 +26,10 @@ from agent.live.types import (
 from agent.media.audio_sim import WavFileSink, WavFileSource
 from agent.tools import ToolRegistry, parse_tools
 
-SCENARIO = {
-    "name": "lamp",
-    "turn": [
-        {"spoken": 1, "said": "hello there", "reply": "Hi!"},
-        {
-            "spoken": 2,
-            "said": "switch the lamp on",
-            "call": [{"name": "set_lamp", "args": {"action": "on"}}],
-            "reply": "The lamp is on.",
-        },
-    ],
-}
-
-
-def write_commands(path: Path, rate: int = 48_000) -> None:
-    """Two voice-like bursts (0.6 s) separated by silence, at a mic's 48 kHz stereo."""
-    t = np.arange(int(0.6 * rate)) / rate
-    burst = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t / 0.6)
-    silence = np.zeros(int(1.2 * rate))
-    mono = np.concatenate([silence[:4800], burst, silence, burst, silence, silence])
-    stereo = np.repeat((mono * 32767).astype("<i2")[:, None], 2, axis=1)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(2)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(stereo.tobytes())
-
 
 async def test_spoken_command_moves_a_pin_and_the_reply_is_heard(tmp_path: Path) -> None:
     commands, reply = tmp_path / "commands.wav", tmp_path / "reply.wav"
-    write_commands(commands)
+    write_spoken_commands(commands, gap_s=1.2)
     registry = ToolRegistry(
         parse_tools(
             [
@@ -69,7 +43,7 @@ async def test_spoken_command_moves_a_pin_and_the_reply_is_heard(tmp_path: Path)
         ),
         pin_factory="mock",
     )
-    config = EmulatorConfig(time_scale=0.2, scenario=Scenario.from_mapping(SCENARIO))
+    config = EmulatorConfig(time_scale=0.2, scenario=Scenario.from_mapping(LAMP_SCENARIO))
     events: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     async with Emulator(config) as emulator:
         registry.open()
