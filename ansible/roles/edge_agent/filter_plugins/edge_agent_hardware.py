@@ -1,0 +1,1 @@
+../../../../hardware/select_profile.py
