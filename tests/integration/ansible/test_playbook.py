@@ -5,6 +5,7 @@ that the agent's loader accepts."""
 from __future__ import annotations
 
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def _render(inventory: Path, out: Path, *extra: str) -> tuple[int, str]:
     result = run_tool([tool("ansible-playbook"), "-i", inventory, HERE / "render.yml",
                        "-e", f"out_dir={out}", "-e", f"role_templates={TEMPLATES}",
                        "-e", "vault_edge_agent_api_key=dummy-key-for-rendering",
-                       "-e", f"ansible_python_interpreter={shutil.which('python3')}", *extra],
+                       "-e", f"ansible_python_interpreter={sys.executable}", *extra],
                       timeout=180)
     return result.returncode, result.stdout + result.stderr
 
