@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # PortAudio to build PyAudio; ALSA plugins for the virtual sound devices; systemd for
 # systemd-analyze (the unit's verify and security tests).
-apt_packages=(portaudio19-dev libasound2-plugins python3-venv systemd)
+# debootstrap for the throwaway Debian root the Ansible playbook is applied to.
+apt_packages=(portaudio19-dev libasound2-plugins python3-venv systemd debootstrap)
 # Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()
@@ -25,6 +26,8 @@ venv=${EDGE_AGENT_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+# The full ansible package: it bundles community.general's chroot connection.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check 'ansible>=10,<13' 'ansible-lint>=24'
 
 echo "== ruff"; "$venv/bin/ruff" check agent tests
 echo "== mypy"; "$venv/bin/mypy"
