@@ -1,0 +1,202 @@
+"""What the VM left in /var/log/system-test, read back into facts the tests assert on.
+
+The VM's steps (``vm/usr/local/lib/system-test/steps.sh``) only act and record: the
+journal (the agent's and the emulator's JSON events, systemd's own messages about the unit,
+and the steps' ``step=NAME`` marks, all in one order), ``systemctl show`` snapshots, the
+lamp line's level read from gpio-sim's sysfs, the kernel's trace of every GPIO line change,
+and the audio recorded from the loopback speaker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+AGENT_UNIT = "edge-agent.service"
+EMULATOR_UNIT = "edge-emulator.service"
+MARK_TAG = "system-test"
+LAMP_LINE = 17
+# systemd's catalog id of "Started UNIT" (for Type=notify: READY=1 arrived).
+STARTED_MESSAGE_ID = "39f53479d3a045ac8e11786248231fbf"
+# gpiolib's trace events: "gpio_value: 1009 set 1", "gpio_direction: 1009  in (0)" (the
+# number in brackets is the driver's return code).
+_TRACE = re.compile(r"\s(\d+\.\d+): gpio_(value|direction): (\d+)\s+(set|get|in|out) \(?(-?\d+)\)?")
+_CHIP = re.compile(r"^gpiochip\d+: GPIOs (\d+)-(\d+), parent: platform/gpio-sim", re.M)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal entry, in boot order."""
+
+    position: int
+    unit: str
+    identifier: str
+    pid: int
+    message: str
+    message_id: str
+    about_unit: str  # systemd's messages about a unit carry it in UNIT=
+
+    @property
+    def event(self) -> dict[str, Any] | None:
+        """The structlog event of an agent or emulator line, or None for other lines."""
+        if not self.message.startswith("{"):
+            return None
+        try:
+            parsed = json.loads(self.message)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) and "event" in parsed else None
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """A change of a GPIO line traced in the kernel (gpiolib's gpio_value/gpio_direction)."""
+
+    seconds: float
+    kind: str  # "value" or "direction"
+    gpio: int
+    what: str  # "set" for values, "in"/"out" for directions
+    value: int  # the level set, or the driver's return code for a direction change
+
+
+class Findings:
+    """Accessors over one run's log folder."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.journal = _read_journal(logs / "journal.json")
+
+    # -- the journal ------------------------------------------------------------------------
+
+    def mark(self, name: str) -> int:
+        """The journal position of the steps' mark ``name``; -1 when it is missing."""
+        for entry in self.journal:
+            if entry.identifier == MARK_TAG and entry.message == f"step={name}":
+                return entry.position
+        return -1
+
+    def marks(self) -> list[str]:
+        return [e.message.removeprefix("step=") for e in self.journal
+                if e.identifier == MARK_TAG and e.message.startswith("step=")]
+
+    def events(self, unit: str, name: str | None = None, *, after: int = -1,
+               before: int | None = None) -> list[tuple[Entry, dict[str, Any]]]:
+        """A unit's structlog events (named ``name``, if given) between two positions."""
+        found = []
+        for entry in self.journal:
+            if entry.unit != unit or entry.position <= after:
+                continue
+            if before is not None and entry.position >= before:
+                break
+            event = entry.event
+            if event is not None and (name is None or event["event"] == name):
+                found.append((entry, event))
+        return found
+
+    def systemd_says(self, unit: str, pattern: str, *, after: int = -1) -> list[Entry]:
+        """systemd's own messages about ``unit`` matching the regex ``pattern``."""
+        return [e for e in self.journal if e.about_unit == unit and e.position > after
+                and e.identifier == "systemd" and re.search(pattern, e.message)]
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def show(self, name: str) -> dict[str, str]:
+        """A ``systemctl show`` snapshot (show-NAME.txt) as a dict; empty when missing."""
+        path = self.logs / f"show-{name}.txt"
+        if not path.is_file():
+            return {}
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return dict(pairs)
+
+    def lamp(self, name: str) -> str:
+        """The lamp line's level from sysfs at step ``name`` ("0"/"1", or what went wrong)."""
+        path = self.logs / f"lamp-{name}.txt"
+        return path.read_text().strip() if path.is_file() else f"no lamp-{name}.txt"
+
+    def text(self, name: str) -> str:
+        path = self.logs / name
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    # -- the GPIO trace ------------------------------------------------------------------
+
+    def sim_gpio(self, line: int = LAMP_LINE) -> int | None:
+        """The kernel's global GPIO number of the gpio-sim chip's ``line``."""
+        match = _CHIP.search(self.text("gpio-chips.txt"))
+        return int(match.group(1)) + line if match else None
+
+    def line_changes(self, line: int = LAMP_LINE) -> list[LineChange]:
+        """Every traced value set and direction change of the gpio-sim chip's ``line``."""
+        gpio = self.sim_gpio(line)
+        changes = []
+        for match in _TRACE.finditer(self.text("gpio-trace.txt")):
+            secs, kind, number, what, value = match.groups()
+            if int(number) == gpio and what != "get":
+                changes.append(LineChange(float(secs), kind, gpio, what, int(value)))
+        return changes
+
+    # -- the recorded reply ----------------------------------------------------------------
+
+    def reply_audio(self) -> Audio:
+        return Audio.read(self.logs / "reply.wav")
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A mono 16-bit recording and how much of it is sound rather than silence."""
+
+    rate: int
+    samples: np.ndarray[Any, np.dtype[np.int16]]
+
+    @classmethod
+    def read(cls, path: Path) -> Audio:
+        with wave.open(str(path), "rb") as wav:
+            if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+                raise ValueError(f"{path}: expected mono 16-bit PCM")
+            frames = wav.readframes(wav.getnframes())
+            return cls(wav.getframerate(), np.frombuffer(frames, dtype="<i2"))
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.size / self.rate if self.rate else 0.0
+
+    def loud_seconds(self, threshold_dbfs: float = -40.0, window_s: float = 0.02) -> float:
+        """Time in 20 ms windows whose RMS level is above ``threshold_dbfs``."""
+        size = max(1, int(self.rate * window_s))
+        count = self.samples.size // size
+        if count == 0:
+            return 0.0
+        windows = self.samples[: count * size].astype(np.float64).reshape(count, size)
+        rms = np.sqrt(np.mean(windows * windows, axis=1))
+        loud = rms > 32768.0 * math.pow(10.0, threshold_dbfs / 20.0)
+        return float(np.count_nonzero(loud)) * window_s
+
+
+def _read_journal(path: Path) -> list[Entry]:
+    if not path.is_file():
+        return []
+    raw = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            fields = json.loads(line)
+        except ValueError:
+            continue
+        raw.append(fields)
+    raw.sort(key=lambda f: int(f.get("__MONOTONIC_TIMESTAMP", 0)))
+    return [Entry(position=i, unit=str(f.get("_SYSTEMD_UNIT", "")),
+                  identifier=str(f.get("SYSLOG_IDENTIFIER", "")), pid=int(f.get("_PID", 0)),
+                  message=_message(f.get("MESSAGE")), message_id=str(f.get("MESSAGE_ID", "")),
+                  about_unit=str(f.get("UNIT", "")))
+            for i, f in enumerate(raw)]
+
+
+def _message(value: Any) -> str:
+    if isinstance(value, list):  # journald exports non-UTF-8 messages as byte lists
+        return bytes(v for v in value if isinstance(v, int)).decode("utf-8", "replace")
+    return "" if value is None else str(value)

@@ -1,0 +1,144 @@
+#!/bin/bash
+# The system test's steps inside the VM. They only act and record; the host judges, from what
+# lands in /var/log/system-test (read out of the disk image after poweroff):
+#   1. the agent reaches READY under systemd
+#   2. the emulator is killed mid-session and started again: the agent resumes or starts a
+#      fresh session without being restarted
+#   3. SIGUSR2 stalls the agent's event loop: systemd's watchdog restarts it
+#   4. a spoken command is played into the loopback mic: the model's tool call switches the
+#      lamp (gpio-sim line 17) and its spoken reply is recorded from the loopback speaker
+#   5. systemctl stop: the lamp's line goes to its safe state
+# Every wait is bounded; a wait that runs out is recorded (timeout:NAME) and the steps go on,
+# so the logs show how far each part got.
+set -u
+out=/var/log/system-test
+mkdir -p "$out"
+unit=edge-agent.service
+facts=/run/system-test
+lamp_line=$(cat "$facts/lamp-line" 2>/dev/null || echo /nonexistent)
+recorder=
+
+mark() {  # a step boundary, in the journal (ordered with the agent's events) and steps.log
+    logger -t system-test "step=$1"
+    echo "$(cut -d' ' -f1 /proc/uptime) $1" >> "$out/steps.log"
+    echo "system-test: $1"
+}
+
+show() {  # the unit's state as systemd sees it
+    systemctl show -p ActiveState,SubState,Result,NRestarts,MainPID,StatusText "$unit" \
+        > "$out/show-$1.txt"
+}
+
+lamp() {  # the lamp line's level, read back from gpio-sim's sysfs
+    cat "$lamp_line" > "$out/lamp-$1.txt" 2>&1
+}
+
+agent_count() {  # how many times the agent's current and past runs logged event $1 (a regex)
+    journalctl -q -b -u "$unit" -o cat | grep -cE "\"event\":\"($1)\""
+}
+
+wait_for() {  # wait_for SECONDS NAME COMMAND...: poll COMMAND until it succeeds
+    local limit=$1 name=$2
+    shift 2
+    local deadline=$((SECONDS + limit))
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            mark "timeout:$name"
+            return 1
+        fi
+        sleep 0.5
+    done
+    mark "reached:$name"
+}
+
+agent_logged_more() {  # agent_logged_more EVENT_REGEX COUNT: logged more than COUNT times
+    (($(agent_count "$1") > $2))
+}
+
+active_again_after() {  # active with a new main process and more restarts than before
+    local state pid restarts
+    state=$(systemctl show -P ActiveState "$unit")
+    pid=$(systemctl show -P MainPID "$unit")
+    restarts=$(systemctl show -P NRestarts "$unit")
+    [[ $state == active && $pid != "$1" && $pid != 0 && $restarts -gt $2 ]]
+}
+
+is_active() {
+    [[ $(systemctl show -P ActiveState "$unit") == active ]]
+}
+
+collect() {  # everything the host reads, whatever happened above
+    if [[ -n $recorder ]]; then
+        kill -INT "$recorder" 2>/dev/null
+        wait "$recorder"
+    fi
+    mark collect
+    cp /sys/kernel/tracing/trace "$out/gpio-trace.txt" 2>&1
+    cat /sys/kernel/debug/gpio > "$out/gpio-chips.txt" 2>&1
+    cp /etc/edge-agent/agent.toml "$out/agent.toml"
+    systemctl cat "$unit" > "$out/unit.txt" 2>&1
+    aplay -l > "$out/alsa-cards.txt" 2>&1
+    systemctl --failed --no-legend > "$out/failed-units.txt" 2>&1
+    mark done
+    journalctl -q -b -o json > "$out/journal.json"
+    journalctl -q -b -o short-monotonic > "$out/journal.txt"
+    sync
+}
+trap collect EXIT
+trap 'exit 1' TERM INT
+
+mark start
+
+# 1. READY: for a Type=notify unit "active" means READY=1 arrived.
+wait_for 120 agent-active is_active
+show ready
+wait_for 60 session-connected agent_logged_more session.connected 0
+lamp at-start
+
+# 2. The emulator dies mid-session and comes back.
+before=$(agent_count 'session.resumed|session.fresh_start')
+show before-emulator-kill
+mark emulator-kill
+systemctl kill --signal=SIGKILL edge-emulator.service
+sleep 2
+systemctl reset-failed edge-emulator.service
+systemctl start edge-emulator.service
+mark emulator-started
+wait_for 90 session-back agent_logged_more 'session.resumed|session.fresh_start' "$before"
+show after-emulator-restart
+
+# 3. A stalled event loop: the watchdog (WatchdogSec=) must restart the service.
+show before-stall
+pid=$(systemctl show -P MainPID "$unit")
+restarts=$(systemctl show -P NRestarts "$unit")
+connected=$(agent_count session.connected)
+mark stall
+kill -USR2 "$pid"
+wait_for 120 restarted-by-watchdog active_again_after "$pid" "$restarts"
+show after-watchdog
+wait_for 60 reconnected agent_logged_more session.connected "$connected"
+
+# 4. The spoken command, the tool call and the spoken reply.
+lamp before-command
+actuated=$(agent_count tool.actuated)
+arecord -q -D testspk -f S16_LE -r 24000 -c 1 -d 90 "$out/reply.wav" &
+recorder=$!
+sleep 1
+mark command-play
+aplay -q -D testmic /usr/local/share/system-test/command.wav
+mark command-played
+wait_for 60 tool-actuated agent_logged_more tool.actuated "$actuated"
+lamp after-tool
+sleep 8  # the reply is spoken after the function response: a few seconds of audio
+kill -INT "$recorder"
+wait "$recorder"
+recorder=
+mark reply-recorded
+show before-stop
+
+# 5. Stop: the lamp goes to its safe state before the agent lets go of the line.
+mark stop
+timeout 60 systemctl stop "$unit"
+mark stopped
+show after-stop
+lamp after-stop
