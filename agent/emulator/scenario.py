@@ -14,7 +14,7 @@ Format (every key optional)::
     spoken = 2
     said = "switch the lamp on"
     reply = "The lamp is on."           # spoken after the function response arrives
-    call = [{ name = "set_lamp", args = { on = true } }]
+    call = [{ name = "set_lamp", args = { action = "on" } }]
 
     [[turn]]
     text = "weather"          # match a typed (or transcribed) turn containing this, any case
