@@ -239,6 +239,7 @@ class _Runner:
         self._stream_open = False
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._cleaned = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -264,12 +265,17 @@ class _Runner:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             if self._task is not None:
                 await self._task
+        # A task cancelled before its first step never ran its own cleanup.
+        await self._cleanup()
 
     async def wait(self) -> None:
         if self._task is not None:
             await asyncio.shield(self._task)
 
     async def _cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
         calls = list(self._calls.values())
         for task in calls:
             task.cancel()
