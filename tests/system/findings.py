@@ -39,6 +39,7 @@ class Entry:
     unit: str
     identifier: str
     pid: int
+    uid: int
     message: str
     message_id: str
     about_unit: str  # systemd's messages about a unit carry it in UNIT=
@@ -191,6 +192,7 @@ def _read_journal(path: Path) -> list[Entry]:
     raw.sort(key=lambda f: int(f.get("__MONOTONIC_TIMESTAMP", 0)))
     return [Entry(position=i, unit=str(f.get("_SYSTEMD_UNIT", "")),
                   identifier=str(f.get("SYSLOG_IDENTIFIER", "")), pid=int(f.get("_PID", 0)),
+                  uid=int(f.get("_UID", -1)),
                   message=_message(f.get("MESSAGE")), message_id=str(f.get("MESSAGE_ID", "")),
                   about_unit=str(f.get("UNIT", "")))
             for i, f in enumerate(raw)]

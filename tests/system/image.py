@@ -1,8 +1,8 @@
 """The VM's disk image: a Debian root provisioned by the project's playbook, plus a kernel,
 systemd, udev, the test's devices and its steps.
 
-* The base root (debootstrap minbase with the kernel, systemd, udev and ALSA's tools) is made
-  once per cache and kept as a tarball.
+* The base root (the provisioning tier's debootstrap minbase tarball, plus the kernel, systemd,
+  udev and ALSA's tools) is made once per cache and kept as a tarball.
 * A builder root (the base plus gcc, the kernel's headers and source, espeak-ng) builds the
   out-of-tree gpio-sim module and speaks the test's command into a WAV; both are cached per
   kernel version.
@@ -16,18 +16,19 @@ Downloads (apt's archives, pip's cache) are kept in the cache folder too.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import structlog
 
 from tests.system.plumbing import (
     SystemTestError,
-    debian_mirror,
     in_root,
     mounted,
     pack,
@@ -44,6 +45,10 @@ REPO = HERE.parents[1]
 VM_FILES = HERE / "vm"
 BUILD_SCRIPT = HERE / "build-gpio-sim.sh"
 HOST_VARS = HERE / "vm-host.yml"
+# The provisioning tier (tests/integration/ansible) debootstraps the same minbase root and
+# caches it; both tiers start from that one tarball.
+THROWAWAY_ROOT = REPO / "tests" / "integration" / "ansible" / "throwaway_root.py"
+MINBASE_CACHE = REPO / ".cache" / "provision"
 SUITE = "bookworm"
 # The VM's own packages; the playbook installs what the agent needs.
 VM_PACKAGES = ("linux-image-amd64", "systemd-sysv", "udev", "kmod", "alsa-utils")
@@ -115,17 +120,34 @@ def _apt_install(root: Path, packages: list[str] | tuple[str, ...], timeout: flo
             + " ".join(packages) + " >/dev/null", timeout=timeout)
 
 
+def _throwaway_root() -> ModuleType:
+    name = "edge_agent_throwaway_root"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, THROWAWAY_ROOT)
+        if spec is None or spec.loader is None:
+            raise SystemTestError(f"cannot load {THROWAWAY_ROOT}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def minbase_tarball() -> Path:
+    """The debootstrap minbase tarball the provisioning tier caches (made here if missing)."""
+    try:
+        return Path(_throwaway_root().ensure_base_tarball(MINBASE_CACHE))
+    except RuntimeError as exc:  # its RootError
+        raise SystemTestError(f"cannot make the minbase root: {exc}") from exc
+
+
 def base_tarball(cache: Cache, work: Path) -> Path:
-    """The base root's tarball, made with debootstrap and apt when the cache has none."""
+    """The base root's tarball: the minbase root plus `VM_PACKAGES`, made when missing."""
     tarball = cache.base_tarball()
     if tarball.is_file():
         return tarball
     cache.root.mkdir(parents=True, exist_ok=True)
     root = work / "base-root"
-    remove_tree(root)
-    cache.apt_vm.mkdir(parents=True, exist_ok=True)
-    run(["debootstrap", "--variant=minbase", "--include=ca-certificates",
-         f"--cache-dir={cache.apt_vm}", SUITE, root, debian_mirror()], timeout=900)
+    unpack(minbase_tarball(), root)
     with mounted(root, {"/var/cache/apt/archives": cache.apt_vm}):
         _apt_install(root, VM_PACKAGES, timeout=900)
     unprepare(root)
@@ -190,6 +212,16 @@ def build_wheel(dist: Path) -> Path:
     return wheels[0]
 
 
+def ansible_playbook() -> str:
+    """ansible-playbook from this Python's environment (the venv), else from PATH."""
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("ansible-playbook", path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    if found is None:
+        raise SystemTestError("ansible-playbook is missing: pip install ansible (the full "
+                              "package: it brings the community.general chroot connection)")
+    return found
+
+
 def _clean_env() -> dict[str, str]:
     """This environment without pip's and Ansible's settings (they name host files)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "ANSIBLE_"))}
@@ -207,13 +239,10 @@ def provision(root: Path, cache: Cache, wheel: Path, work: Path) -> None:
     inventory = work / "inventory.json"
     inventory.write_text(json.dumps({"edge_agents": {"hosts": {"system-test-vm": host}}}))
     ansible = REPO / "ansible"
-    bin_dir = Path(sys.executable).parent
-    playbook = shutil.which("ansible-playbook", path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    if playbook is None:
-        raise SystemTestError("ansible-playbook is missing: pip install ansible")
+    playbook = ansible_playbook()
     env = {**_clean_env(), "ANSIBLE_CONFIG": str(ansible / "ansible.cfg"),
            "ANSIBLE_ROLES_PATH": str(ansible / "roles"), "ANSIBLE_NOCOLOR": "1",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+           "PATH": f"{Path(playbook).parent}{os.pathsep}{os.environ['PATH']}"}
     binds = {"/var/cache/apt/archives": cache.apt_vm, "/root/.cache/pip": cache.pip}
     with mounted(root, binds):
         result = run([playbook, "-i", inventory, "site.yml", "-e", f"@{HOST_VARS}"],

@@ -27,7 +27,6 @@ Arg = str | Path
 # Packages installed in a chroot must not start services on the host's kernel.
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
 class SystemTestError(RuntimeError):
@@ -73,20 +72,6 @@ def require_tool(name: str, package: str) -> str:
     if not found:
         raise SystemTestError(f"{name} is missing: apt-get install {package}")
     return found
-
-
-def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
-    """The host's Debian mirror (the first ``URIs:``/``deb`` line ending in ``/debian``)."""
-    files = [sources / "sources.list", *sorted((sources / "sources.list.d").glob("*"))]
-    for file in files:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            for line in file.read_text().splitlines():
-                words = line.split()
-                if words and words[0] in ("deb", "URIs:"):
-                    uris = [w for w in words[1:] if w.rstrip("/").endswith("/debian")]
-                    if uris:
-                        return uris[0].rstrip("/")
-    return DEFAULT_MIRROR
 
 
 # -- chroots ------------------------------------------------------------------------------------
@@ -196,6 +181,18 @@ def _end_processes(root: Path) -> None:
         if not pids:
             return
     raise SystemTestError(f"processes still running in {root}: {pids}")
+
+
+def clean_leftovers(folder: Path) -> None:
+    """End the processes still running in any root under ``folder`` and take down every
+    mount under it: what a run that was killed outright (no finally) left behind."""
+    if not folder.is_dir():
+        return
+    for root in {p for p in folder.iterdir() if p.is_dir()}:
+        _end_processes(root)
+    for point in mounts_under(folder):
+        run(["umount", "--lazy", point], timeout=60)
+        log.warning("system.leftover_unmounted", mount=str(point))
 
 
 def remove_tree(path: Path) -> None:

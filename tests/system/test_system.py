@@ -38,12 +38,18 @@ def test_vm_ran_every_step_in_time(system_run: Outcome, found: Findings) -> None
 
 
 def test_service_reached_ready_under_systemd(found: Findings) -> None:
+    unit = found.text("unit.txt")
+    # The unit the playbook installed (with the test's drop-in), not a stand-in.
+    assert "ExecStart=/opt/edge-agent/venv/bin/edge-agent run" in unit, unit
+    assert "ProtectSystem=strict" in unit and "DevicePolicy=closed" in unit, unit
     show = found.show("ready")
     assert (show.get("ActiveState"), show.get("SubState")) == ("active", "running"), show
     assert show.get("NRestarts") == "0", show
     # STATUS= from sd_notify reached systemd through the hardened unit's notify socket.
     assert show.get("StatusText"), show
-    assert found.events(AGENT_UNIT, "daemon.ready"), "the agent never logged daemon.ready"
+    ready = found.events(AGENT_UNIT, "daemon.ready")
+    assert ready, "the agent never logged daemon.ready"
+    assert ready[0][0].uid > 0, "the agent ran as root, not as its service user"
     # For Type=notify, systemd says "Started" only once READY=1 has arrived.
     started = [e for e in found.journal
                if e.message_id == STARTED_MESSAGE_ID and e.about_unit == AGENT_UNIT]
@@ -51,6 +57,8 @@ def test_service_reached_ready_under_systemd(found: Findings) -> None:
 
 
 def test_emulator_received_the_spoken_command(found: Findings) -> None:
+    opened = [e for _, e in found.events(AGENT_UNIT, "audio.capture.opened")]
+    assert opened and opened[-1].get("device") == "loopmic", opened
     turns = _events(found, EMULATOR_UNIT, "emulator.turn", after="command-play")
     assert [t for t in turns if t.get("spoken") == 1], (
         f"no spoken turn detected in the microphone audio: {turns}")
@@ -62,7 +70,8 @@ def test_tool_call_set_the_gpio_sim_line(found: Findings) -> None:
     assert found.lamp("before-command") == LAMP_OFF
     actuated = _events(found, AGENT_UNIT, "tool.actuated", after="command-play")
     assert actuated, "the agent never actuated a tool"
-    assert (actuated[0].get("tool"), actuated[0].get("outcome")) == ("set_lamp", "ok"), actuated
+    assert (actuated[0].get("tool"), actuated[0].get("args"), actuated[0].get("outcome")) == (
+        "set_lamp", {"action": "on"}, "ok"), actuated
     # Read back from the simulator's sysfs: the kernel line really went low (on).
     assert found.lamp("after-tool") == LAMP_ON
 
@@ -75,18 +84,20 @@ def test_model_reply_came_out_of_the_loopback_speaker(found: Findings) -> None:
 
 
 def test_stop_leaves_the_lamp_in_its_safe_state(found: Findings) -> None:
+    assert found.lamp("before-stop") == LAMP_ON, "the lamp was not on when the stop began"
     show = found.show("after-stop")
     assert (show.get("ActiveState"), show.get("Result")) == ("inactive", "success"), show
     safe = _events(found, AGENT_UNIT, "daemon.pins_safe", after="stop")
     assert safe, "the agent did not report its pins on the way down"
     lamp = safe[-1]["pins"]["set_lamp"]
     assert lamp["state"] == {"on": False} and lamp["pins"] == {"GPIO17": 1.0}, lamp
-    # The kernel's own record of the line: the last level the agent drove was high (off),
-    # after the tool call's low (on); only then was the line given back as an input.
+    # The kernel's own record of the line: the last level the agent drove was high (off);
+    # only then was the line given back as an input. (Once released, gpio-sim shows the pull
+    # resistor's level, so sysfs alone cannot tell a driven safe state from a released line.)
     changes = found.line_changes()
     assert changes, f"no GPIO trace of the lamp line: {found.text('gpio-chips.txt')}"
     driven = [c.value for c in changes if c.kind == "value"]
-    assert 0 in driven and driven[-1] == 1, changes
+    assert driven[-1] == int(LAMP_OFF), changes
     after_last = changes[max(i for i, c in enumerate(changes) if c.kind == "value") + 1:]
     assert all(c.kind == "direction" for c in after_last), after_last
     assert found.lamp("after-stop") == LAMP_OFF

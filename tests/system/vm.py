@@ -33,12 +33,14 @@ def qemu_command(boot: BootFiles, console: Path, *, memory_mb: int = 1536,
 
 def boot_until_poweroff(boot: BootFiles, console: Path, timeout: float) -> float:
     """Run the VM until it powers off; kill it and raise when ``timeout`` runs out.
-    Returns the seconds it ran."""
+    Returns the seconds it ran. qemu runs under timeout(1) as well, so it ends even if this
+    process is killed before it can kill qemu."""
     started = time.monotonic()
     stderr = console.with_name("qemu-stderr.txt")
+    guard = ["timeout", "--kill-after=10", f"{timeout + 30:.0f}"]
     with stderr.open("w") as err, subprocess.Popen(
-            qemu_command(boot, console), stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-            start_new_session=True) as proc:
+            [*guard, *qemu_command(boot, console)], stdin=subprocess.DEVNULL, stdout=err,
+            stderr=err, start_new_session=True) as proc:
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

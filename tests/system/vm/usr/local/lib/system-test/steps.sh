@@ -9,7 +9,7 @@
 #      lamp (gpio-sim line 17) and its spoken reply is recorded from the loopback speaker
 #   5. systemctl stop: the lamp's line goes to its safe state
 # Every wait is bounded; a wait that runs out is recorded (timeout:NAME) and the steps go on,
-# so the logs show how far each part got.
+# so the logs show how far each part got (only an agent that never starts ends them early).
 set -u
 out=/var/log/system-test
 mkdir -p "$out"
@@ -90,7 +90,7 @@ trap 'exit 1' TERM INT
 mark start
 
 # 1. READY: for a Type=notify unit "active" means READY=1 arrived.
-wait_for 120 agent-active is_active
+wait_for 120 agent-active is_active || exit 1
 show ready
 wait_for 60 session-connected agent_logged_more session.connected 0
 lamp at-start
@@ -104,7 +104,7 @@ sleep 2
 systemctl reset-failed edge-emulator.service
 systemctl start edge-emulator.service
 mark emulator-started
-wait_for 90 session-back agent_logged_more 'session.resumed|session.fresh_start' "$before"
+wait_for 60 session-back agent_logged_more 'session.resumed|session.fresh_start' "$before"
 show after-emulator-restart
 
 # 3. A stalled event loop: the watchdog (WatchdogSec=) must restart the service.
@@ -114,7 +114,7 @@ restarts=$(systemctl show -P NRestarts "$unit")
 connected=$(agent_count session.connected)
 mark stall
 kill -USR2 "$pid"
-wait_for 120 restarted-by-watchdog active_again_after "$pid" "$restarts"
+wait_for 90 restarted-by-watchdog active_again_after "$pid" "$restarts"
 show after-watchdog
 wait_for 60 reconnected agent_logged_more session.connected "$connected"
 
@@ -127,7 +127,7 @@ sleep 1
 mark command-play
 aplay -q -D testmic /usr/local/share/system-test/command.wav
 mark command-played
-wait_for 60 tool-actuated agent_logged_more tool.actuated "$actuated"
+wait_for 45 tool-actuated agent_logged_more tool.actuated "$actuated"
 lamp after-tool
 sleep 8  # the reply is spoken after the function response: a few seconds of audio
 kill -INT "$recorder"
@@ -135,6 +135,7 @@ wait "$recorder"
 recorder=
 mark reply-recorded
 show before-stop
+lamp before-stop
 
 # 5. Stop: the lamp goes to its safe state before the agent lets go of the line.
 mark stop
