@@ -106,6 +106,13 @@ class Findings:
         return [e for e in self.journal if e.about_unit == unit and e.position > after
                 and e.identifier == "systemd" and re.search(pattern, e.message)]
 
+    def unit_log_after(self, unit: str, mark: str, limit: int = 80) -> str:
+        """The unit's journal lines (its own and systemd's about it) after a mark, as text."""
+        start = self.mark(mark)
+        lines = [e.message for e in self.journal if e.position > start
+                 and (e.unit == unit or e.about_unit == unit)]
+        return "\n".join(lines[:limit])
+
     # -- snapshots ------------------------------------------------------------------------
 
     def show(self, name: str) -> dict[str, str]:

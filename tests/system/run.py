@@ -141,10 +141,14 @@ def _run(cache: image.Cache, work: Path, outcome: Outcome, vm_timeout: float) ->
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.system.run [--cache DIR]``: exit 0 when the VM ran its steps."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--vm-timeout", type=float, default=VM_TIMEOUT_S)
-    parser.add_argument("--clean", action="store_true", help="empty the cache first")
+    parser = argparse.ArgumentParser(prog="python -m tests.system.run",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="cache and work folder (default: %(default)s)")
+    parser.add_argument("--vm-timeout", type=float, default=VM_TIMEOUT_S,
+                        help="kill the VM after this many seconds (default: %(default)s)")
+    parser.add_argument("--clean", action="store_true",
+                        help="empty this cache first (the shared minbase tarball stays)")
     args = parser.parse_args(argv)
     from agent.logging import configure_logging
 

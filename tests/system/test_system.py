@@ -9,6 +9,7 @@ disk (read with debugfs after poweroff); see steps.sh in vm/ for what the VM doe
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -86,7 +87,9 @@ def test_model_reply_came_out_of_the_loopback_speaker(found: Findings) -> None:
 def test_stop_leaves_the_lamp_in_its_safe_state(found: Findings) -> None:
     assert found.lamp("before-stop") == LAMP_ON, "the lamp was not on when the stop began"
     show = found.show("after-stop")
-    assert (show.get("ActiveState"), show.get("Result")) == ("inactive", "success"), show
+    hung = found.text("procs-during-stop.txt")  # written only when the stop hung
+    assert (show.get("ActiveState"), show.get("Result")) == ("inactive", "success"), (
+        f"{show}\n{hung}\n{found.unit_log_after(AGENT_UNIT, 'stop')}")
     safe = _events(found, AGENT_UNIT, "daemon.pins_safe", after="stop")
     assert safe, "the agent did not report its pins on the way down"
     lamp = safe[-1]["pins"]["set_lamp"]
@@ -104,7 +107,7 @@ def test_stop_leaves_the_lamp_in_its_safe_state(found: Findings) -> None:
 
 
 def test_emulator_restart_resumes_without_restarting_the_service(found: Findings) -> None:
-    back = [e for e in _events(found, AGENT_UNIT, "session.resumed", after="emulator-kill")]
+    back = _events(found, AGENT_UNIT, "session.resumed", after="emulator-kill")
     back += _events(found, AGENT_UNIT, "session.fresh_start", after="emulator-kill")
     assert back, "the agent never got a session back after the emulator restarted"
     listening = _events(found, EMULATOR_UNIT, "emulator.started", after="emulator-kill")
@@ -121,6 +124,10 @@ def test_stalled_event_loop_is_restarted_by_the_watchdog(found: Findings) -> Non
     stall = found.mark("stall")
     assert found.systemd_says(AGENT_UNIT, r"[Ww]atchdog timeout", after=stall), (
         "systemd did not report a watchdog timeout")
+    # The watchdog's SIGABRT makes Python (PYTHONFAULTHANDLER=1) print where each thread was:
+    # the event loop's thread was inside the stall.
+    stacks = found.unit_log_after(AGENT_UNIT, "stall", limit=400)
+    assert re.search(r"Current thread .*\n(.*\n)*?.* in _stall_loop", stacks), stacks[-3000:]
     before, after = found.show("before-stall"), found.show("after-watchdog")
     assert int(after.get("NRestarts", -1)) == int(before.get("NRestarts", -1)) + 1, (before, after)
     assert after.get("MainPID") != before.get("MainPID"), (before, after)

@@ -63,6 +63,19 @@ active_again_after() {  # active with a new main process and more restarts than 
     [[ $state == active && $pid != "$1" && $pid != 0 && $restarts -gt $2 ]]
 }
 
+unit_processes() {  # the unit's processes and threads, with where each waits in the kernel
+    local pid task
+    for pid in $(cat "/sys/fs/cgroup/system.slice/$unit/cgroup.procs" 2>/dev/null); do
+        echo "== pid $pid: $(tr '\0' ' ' < "/proc/$pid/cmdline")"
+        grep -E '^(Name|State|PPid|Threads):' "/proc/$pid/status"
+        for task in /proc/"$pid"/task/*; do
+            echo "-- tid ${task##*/} $(cat "$task/comm") state=$(cut -d' ' -f3 "$task/stat")" \
+                "wchan=$(cat "$task/wchan")"
+            head -6 "$task/stack"
+        done
+    done > "$out/procs-$1.txt" 2>&1
+}
+
 is_active() {
     [[ $(systemctl show -P ActiveState "$unit") == active ]]
 }
@@ -104,7 +117,7 @@ sleep 2
 systemctl reset-failed edge-emulator.service
 systemctl start edge-emulator.service
 mark emulator-started
-wait_for 60 session-back agent_logged_more 'session.resumed|session.fresh_start' "$before"
+wait_for 90 session-back agent_logged_more 'session.resumed|session.fresh_start' "$before"
 show after-emulator-restart
 
 # 3. A stalled event loop: the watchdog (WatchdogSec=) must restart the service.
@@ -138,8 +151,17 @@ show before-stop
 lamp before-stop
 
 # 5. Stop: the lamp goes to its safe state before the agent lets go of the line.
+unit_processes before-stop
 mark stop
-timeout 60 systemctl stop "$unit"
+timeout 60 systemctl stop "$unit" &
+stopper=$!
+# A stop still running after 6 s (it takes about one) is recorded while it hangs.
+for _ in {1..12}; do
+    [[ $(systemctl show -P ActiveState "$unit") == @(active|deactivating) ]] || break
+    sleep 0.5
+done
+[[ $(systemctl show -P ActiveState "$unit") == deactivating ]] && unit_processes during-stop
+wait "$stopper"
 mark stopped
 show after-stop
 lamp after-stop
