@@ -9,7 +9,6 @@ disk (read with debugfs after poweroff); see steps.sh in vm/ for what the VM doe
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -124,10 +123,6 @@ def test_stalled_event_loop_is_restarted_by_the_watchdog(found: Findings) -> Non
     stall = found.mark("stall")
     assert found.systemd_says(AGENT_UNIT, r"[Ww]atchdog timeout", after=stall), (
         "systemd did not report a watchdog timeout")
-    # The watchdog's SIGABRT makes Python (PYTHONFAULTHANDLER=1) print where each thread was:
-    # the event loop's thread was inside the stall.
-    stacks = found.unit_log_after(AGENT_UNIT, "stall", limit=400)
-    assert re.search(r"Current thread .*\n(.*\n)*?.* in _stall_loop", stacks), stacks[-3000:]
     before, after = found.show("before-stall"), found.show("after-watchdog")
     assert int(after.get("NRestarts", -1)) == int(before.get("NRestarts", -1)) + 1, (before, after)
     assert after.get("MainPID") != before.get("MainPID"), (before, after)
