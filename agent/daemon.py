@@ -273,11 +273,15 @@ class Daemon:
         steps += [("microphone", parts.source.stop), ("speaker", parts.sink.stop)]
         for task in parts.tasks:
             task.cancel()
+        deadline = time.monotonic() + STOP_BUDGET_S
         for name, step in steps:
+            # Each part gets what is left of the budget (at least a moment), so a stuck part
+            # cannot hold up the others, nor the pins' safe state below.
+            budget = max(0.2, min(STOP_BUDGET_S / 2, deadline - time.monotonic()))
             try:
-                async with asyncio.timeout(STOP_BUDGET_S / 2):
+                async with asyncio.timeout(budget):
                     await step()
-            except Exception as exc:  # one stuck part must not keep the others running
+            except Exception as exc:
                 log.warning("daemon.stop_failed", part=name, error=str(exc) or type(exc).__name__)
         parts.registry.safe_all("shutdown")
         log.info("daemon.pins_safe", pins=parts.registry.describe_pins())

@@ -12,7 +12,6 @@ cancelled by ``toolCallCancellation``, and ``stop()`` loses no message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -259,12 +258,16 @@ class _Runner:
         finally:
             await self._cleanup()
 
-    async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            if self._task is not None:
-                await self._task
+    async def stop(self, wait_s: float = 2.0) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            # asyncio.wait neither raises the task's error nor swallows our own cancellation.
+            done, _ = await asyncio.wait({task}, timeout=wait_s)
+            if not done:
+                log.warning("conversation.stop_timeout", waited_s=wait_s)
+        if task is not None and task.done() and not task.cancelled() and task.exception():
+            log.info("conversation.ended_with_error", error=str(task.exception()))
         # A task cancelled before its first step never ran its own cleanup.
         await self._cleanup()
 

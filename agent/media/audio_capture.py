@@ -134,8 +134,12 @@ class DropOldestQueue:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the wait completes, and chunks come 50 times a
+            # second, so a cancelled reader would then go on reading.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._ready.wait()
 
     def clear(self) -> None:
         """Drop everything queued (not counted as drops)."""

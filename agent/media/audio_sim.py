@@ -287,7 +287,8 @@ class _ClockedSink:
             if not pcm:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.1)
+                    async with asyncio.timeout(0.1):
+                        await self._wake.wait()
                 next_at = time.monotonic()
                 continue
             now = time.monotonic()

@@ -260,7 +260,8 @@ class CameraStream:
         """Wait (bounded) until the camera released by a finished ``frames()`` is closed."""
         if self._closed is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._closed), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(self._closed)
             except (TimeoutError, CameraError) as exc:
                 log.warning("camera.close_failed", error=str(exc) or "timeout")
 
@@ -324,7 +325,8 @@ class CameraStream:
         assert self._thread is not None
         future = self._thread.submit(fn)
         try:
-            return await asyncio.wait_for(future, self.capture_timeout_s)
+            async with asyncio.timeout(self.capture_timeout_s):
+                return await future
         except TimeoutError:
             raise CameraError(
                 f"camera did not answer within {self.capture_timeout_s:g} s"
@@ -339,7 +341,8 @@ class CameraStream:
 
     async def _wait_while_paused(self) -> None:
         try:
-            await asyncio.wait_for(self._live.wait(), self.release_after_s)
+            async with asyncio.timeout(self.release_after_s):
+                await self._live.wait()
         except TimeoutError:
             log.info("camera.released", idle_s=self.release_after_s)
             await self._release()
@@ -348,7 +351,8 @@ class CameraStream:
     async def _sleep_unless_paused(self, seconds: float) -> None:
         """Sleep, but wake early if paused so a backoff never delays a pause."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._paused_event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._paused_event.wait()
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:

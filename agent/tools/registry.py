@@ -304,7 +304,8 @@ class ToolRegistry:
         """Tell the handler to stop, give it a bounded grace, then force the safe state."""
         cancel.set()
         try:
-            await asyncio.wait_for(asyncio.shield(fut), self._grace_s)
+            async with asyncio.timeout(self._grace_s):
+                await asyncio.shield(fut)
         except asyncio.CancelledError:
             self._restore(tool, "cancelled")
             raise
