@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 
 # PortAudio to build PyAudio; ALSA plugins for the virtual sound devices; systemd for
 # systemd-analyze (the unit's verify and security tests).
-# debootstrap for the throwaway Debian root the Ansible playbook is applied to.
-apt_packages=(portaudio19-dev libasound2-plugins python3-venv systemd debootstrap)
+# debootstrap for the throwaway Debian roots the Ansible playbook is applied to; qemu, e2fsprogs
+# and xz for the system test's VM.
+apt_packages=(portaudio19-dev libasound2-plugins python3-venv systemd debootstrap
+              qemu-system-x86 e2fsprogs xz-utils)
 # Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()
