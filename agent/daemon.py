@@ -12,7 +12,9 @@ parts whose sections changed, resuming the Live session where it can.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import time
@@ -50,6 +52,7 @@ log = structlog.get_logger(__name__)
 
 EMULATOR_KEY = "emulator"  # the emulator accepts any key
 EXIT_OK = 0
+EXIT_FAILURE = 1  # systemd restarts the service (Restart=on-failure)
 EXIT_FATAL = 78  # EX_CONFIG: bad key, permission, model; retrying will not help
 STOP_BUDGET_S = 4.0
 SESSION_SECTIONS = {"live", "reconnect", "gpio"}
@@ -103,7 +106,6 @@ class Daemon:
         self.exit_code = EXIT_OK
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
-        self._status_text = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -112,7 +114,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         started = time.monotonic()
-        self.parts = await self._start(self.config, handle=None)
+        try:
+            self.parts = await self._start(self.config, handle=None)
+        except Exception as exc:  # a device that cannot be opened, a port in use ...
+            log.error("daemon.start_failed", error=str(exc) or type(exc).__name__)
+            flush_logs()
+            return EXIT_FAILURE
         self.notifier.ready(status=self._status_line())
         log.info("daemon.ready", seconds=round(time.monotonic() - started, 3))
         watchdog = (
@@ -181,25 +188,40 @@ class Daemon:
         if failure is not None:
             log.error("daemon.session_failed", error=str(failure))
             self.exit_code = EXIT_FATAL
-        else:
-            log.info("daemon.conversation_ended")
+        else:  # nothing asked it to end: let systemd start the agent afresh
+            log.error("daemon.conversation_ended")
+            self.exit_code = EXIT_FAILURE
 
     # -- building -------------------------------------------------------------------------------
 
     async def _start(self, config: AgentConfig, handle: str | None) -> Parts:
-        registry = ToolRegistry.from_config(config.gpio)
-        registry.open()
-        registry.on_change(self._on_pin_change)
-        sink = assembly.build_audio_sink(config.audio)
-        await sink.start()
-        source = assembly.build_audio_source(config.audio)
-        await source.start()
-        camera = assembly.build_camera(config.camera)
-        emulator, endpoint = await self._emulator_for(config)
-        session = self._new_session(config, registry, endpoint, handle)
-        parts = Parts(config, registry, source, sink, camera, session, emulator)
-        await session.start()
-        parts.controller = await self._start_conversation(parts)
+        """Build and start every part; on a failure, undo what was started (pins safe)."""
+        undo: list[Callable[[], Awaitable[Any]]] = []
+        try:
+            registry = ToolRegistry.from_config(config.gpio)
+            registry.open()
+            undo.append(_async(functools.partial(_release_pins, registry)))
+            registry.on_change(self._on_pin_change)
+            sink = assembly.build_audio_sink(config.audio)
+            await sink.start()
+            undo.append(sink.stop)
+            source = assembly.build_audio_source(config.audio)
+            await source.start()
+            undo.append(source.stop)
+            camera = assembly.build_camera(config.camera)
+            emulator, endpoint = await self._emulator_for(config)
+            if emulator is not None:
+                undo.append(emulator.close)
+            session = self._new_session(config, registry, endpoint, handle)
+            parts = Parts(config, registry, source, sink, camera, session, emulator)
+            await session.start()
+            undo.append(session.close)
+            parts.controller = await self._start_conversation(parts)
+        except BaseException:
+            for step in reversed(undo):
+                with contextlib.suppress(Exception):
+                    await step()
+            raise
         parts.tasks.append(asyncio.create_task(self._status_loop(parts), name="status"))
         return parts
 
@@ -402,6 +424,18 @@ class Daemon:
                 shown = tuple(lit)
                 indicators.show(*lit)
             await asyncio.sleep(0.1)
+
+
+def _release_pins(registry: ToolRegistry) -> None:
+    registry.safe_all("start failed")
+    registry.close()
+
+
+def _async(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        fn()
+
+    return run
 
 
 def _with_gate(audio: AudioConfig) -> AudioConfig:

@@ -264,3 +264,26 @@ async def test_a_refused_key_stops_the_agent_without_retrying(tmp_path: Path) ->
     [failed] = agent.events("session.failed")
     assert "API key" in failed["reason"]
     assert "a-wrong-key" not in json.dumps(agent.logs), "the key never reaches the logs"
+
+
+async def test_a_part_that_cannot_start_fails_the_start_before_anything_goes_out(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config_path = tmp_path / "agent.toml"
+    broken_tool = (
+        '\n[[tools]]\nname = "weather"\ndescription = "Weather."\nkind = "custom"\n'
+        'handler = "no_such_weather_module:read"\n'
+    )
+    config_path.write_text(config_text(emulator.url, tmp_path) + broken_tool)
+    write_spoken_commands(tmp_path / "commands.wav")
+    agent = await start_agent(config_path, tmp_path)
+    try:
+        async with asyncio.timeout(T):
+            code = await agent.process.wait()
+    finally:
+        await stop_agent(agent)
+    assert code == 1, "systemd restarts it (Restart=on-failure)"
+    [failed] = agent.events("daemon.start_failed")
+    assert "no_such_weather_module" in failed["error"]
+    assert not emulator.recordings.connections, "nothing half-started reached the network"
+    assert not any("READY=1" in n for _, n in agent.notes)
