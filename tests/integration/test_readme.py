@@ -37,3 +37,22 @@ def test_the_test_command_is_what_ci_runs() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     assert "bash tests/run.sh" in text
     assert "exec bash tests/run.sh" in ci
+
+
+def test_the_config_examples_are_accepted(tmp_path: Path) -> None:
+    from agent.config import parse_config
+
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert any("[[tools]]" in b for b in blocks)
+    for block in blocks:
+        text = block
+        if "[[tools]]" in block:  # tools need a pin factory that exists off a Pi
+            text = '[gpio]\npin_factory = "mock"\n\n' + block
+        config = parse_config(text, base_dir=tmp_path)
+        assert config is not None
+    tools = next(b for b in blocks if "[[tools]]" in b)
+    config = parse_config('[gpio]\npin_factory = "mock"\n\n' + tools, base_dir=tmp_path)
+    kinds = {tool.kind for tool in config.gpio.tools}
+    assert kinds == {
+        "digital_output", "pulse", "pwm", "servo", "rgb_led", "digital_input", "buzzer", "custom"
+    }  # fmt: skip
