@@ -12,6 +12,6 @@ import structlog
 @pytest.fixture(autouse=True)
 def quiet_logs() -> Iterator[None]:
     # Per test, since a benchmark may reconfigure or reset structlog for its own measurement.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     yield
     structlog.reset_defaults()

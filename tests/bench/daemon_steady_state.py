@@ -14,6 +14,7 @@ must be set up before PortAudio first starts in a process).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
@@ -202,6 +204,7 @@ async def measure(root: Path) -> dict[str, float]:
 
 
 def main() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
         result = asyncio.run(measure(Path(tmp)))
     bare = bare_interpreter_rss()
