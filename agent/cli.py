@@ -19,7 +19,9 @@ Start with `edge-agent demo` (no hardware, no API key), then describe your devic
 `edge-agent check-config` it before `edge-agent run`."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; the emulator's options only when ``command`` is ``emulator``
+    (they import the emulator, which ``run`` on a device never needs in memory)."""
     parser = argparse.ArgumentParser(
         prog="edge-agent",
         description=DESCRIPTION,
@@ -46,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     emulator = commands.add_parser("emulator", help="run the local Live API emulator")
-    from agent.emulator.cli import add_arguments
+    if command == "emulator":
+        from agent.emulator.cli import add_arguments
 
-    add_arguments(emulator)
+        add_arguments(emulator)
 
     commands.add_parser("version", help="print the version")
     return parser
@@ -63,7 +66,9 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    first = next((word for word in words if not word.startswith("-")), None)
+    args = build_parser(first).parse_args(words)
     command: str = args.command
     handlers = {
         "run": cmd_run,

@@ -13,8 +13,9 @@ live. The pieces live in ``camera_*`` modules; this module is their public face.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.media.camera_change import ChangeDetector, luma_thumbnail
 from agent.media.camera_frames import (
@@ -28,10 +29,27 @@ from agent.media.camera_frames import (
     frame_size,
 )
 from agent.media.camera_jpeg import JpegEncoder
-from agent.media.camera_picamera2 import Picamera2Source, picamera2_camera_info
-from agent.media.camera_sim import ImageFolderSource, TestPatternSource
 from agent.media.camera_stream import DEFAULT_HEIGHT, DEFAULT_WIDTH, CameraStream
-from agent.media.camera_v4l2 import V4L2Source, list_v4l2_capture_devices
+
+if TYPE_CHECKING:
+    from agent.media.camera_picamera2 import Picamera2Source
+    from agent.media.camera_sim import ImageFolderSource, TestPatternSource
+    from agent.media.camera_v4l2 import V4L2Source
+
+# Each source lives in its own module, imported when first used: a device runs one of them,
+# and the others' code (ctypes layouts, test patterns) would only take memory.
+_SOURCE_MODULES = {
+    "Picamera2Source": "agent.media.camera_picamera2",
+    "V4L2Source": "agent.media.camera_v4l2",
+    "TestPatternSource": "agent.media.camera_sim",
+    "ImageFolderSource": "agent.media.camera_sim",
+}
+_SOURCE_CLASSES = {
+    "picamera2": "Picamera2Source",
+    "v4l2": "V4L2Source",
+    "test-pattern": "TestPatternSource",
+    "image-folder": "ImageFolderSource",
+}
 
 __all__ = [
     "DEFAULT_HEIGHT",
@@ -75,14 +93,8 @@ def make_frame_source(kind: str, **options: Any) -> FrameSource:
         ValueError: an unknown kind, or an option that kind does not take (the message
             names both, for the config error).
     """
-    builders: dict[str, Any] = {
-        "picamera2": Picamera2Source,
-        "v4l2": V4L2Source,
-        "test-pattern": TestPatternSource,
-        "image-folder": ImageFolderSource,
-    }
-    builder = builders.get(kind)
-    if builder is None:
+    class_name = _SOURCE_CLASSES.get(kind)
+    if class_name is None:
         raise ValueError(
             f"unknown camera source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}"
         )
@@ -95,8 +107,16 @@ def make_frame_source(kind: str, **options: Any) -> FrameSource:
         )
     if kind == "image-folder" and "path" not in options:
         raise ValueError("camera source 'image-folder' needs a path")
-    source: FrameSource = builder(**options)
+    source: FrameSource = __getattr__(class_name)(**options)
     return source
+
+
+def __getattr__(name: str) -> Any:
+    """The source classes, imported from their modules on first use."""
+    module = _SOURCE_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 _ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
@@ -127,6 +147,9 @@ def list_cameras(
     dev_dir: str = "/dev", sys_dir: str = "/sys/class/video4linux"
 ) -> list[CameraInfo]:
     """List Pi cameras (through libcamera, when picamera2 is installed) and USB webcams."""
+    from agent.media.camera_picamera2 import picamera2_camera_info
+    from agent.media.camera_v4l2 import list_v4l2_capture_devices
+
     cameras: list[CameraInfo] = []
     for number, info in enumerate(picamera2_camera_info()):
         detail = ", ".join(
