@@ -10,6 +10,7 @@ opens again once the card is back.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import threading
@@ -95,6 +96,22 @@ def _pyaudio() -> Any:
     return pyaudio
 
 
+def release_alsa_config() -> None:
+    """Free alsa-lib's global configuration and unload the plugin modules no open PCM uses.
+
+    PortAudio's device scan opens every PCM the ALSA configuration defines, which loads each
+    plugin's module: with libasound2-plugins installed that includes the a52 encoder and with
+    it FFmpeg's libavcodec, some 11 MB of RSS kept for the life of the process. alsa-lib
+    reference-counts its plugin modules and re-reads the configuration on the next open, so
+    releasing them after the scan costs nothing later (PortAudio does the same when it
+    terminates). Also makes alsa-lib read a configuration written after it first started.
+    """
+    path = ctypes.util.find_library("asound")
+    if path:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(path).snd_config_update_free_global()
+
+
 class PortAudio:
     """One PyAudio instance, created and terminated under a process-wide lock."""
 
@@ -103,6 +120,7 @@ class PortAudio:
         self.module = _pyaudio()
         with _PA_LOCK:
             self.pa: Any = self.module.PyAudio()
+            release_alsa_config()
 
     def close(self) -> None:
         """Terminate this instance (PortAudio itself stays up while others hold it)."""

@@ -30,8 +30,6 @@ verifies that PortAudio sees the devices and says so if it does not.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import os
 import threading
@@ -39,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.media.audio_devices import PortAudio, silence_native_audio_errors
+from agent.media.audio_devices import PortAudio, release_alsa_config, silence_native_audio_errors
 
 MIC_FD = 63
 SPEAKER_FD = 62
@@ -98,7 +96,7 @@ class VirtualAlsa:
         # PortAudio opens every device while enumerating: the fds must be valid before that.
         self._parked = [_park(MIC_FD, read_end=True), _park(SPEAKER_FD, read_end=False)]
         silence_native_audio_errors()
-        _reload_alsa_config()
+        release_alsa_config()  # drop a configuration read before XDG_CONFIG_HOME was set
         missing = [n for n in DEVICE_NAMES if n not in self.device_names()]
         if missing:
             raise VirtualAlsaError(
@@ -135,14 +133,6 @@ class VirtualAlsa:
     def speaker(self, bytes_per_second: int, block_ms: int = 5) -> VirtualSpeaker:
         """A fresh, real-time drain for ``vspk`` at ``bytes_per_second``."""
         return VirtualSpeaker(_park(SPEAKER_FD, read_end=False), bytes_per_second, block_ms)
-
-
-def _reload_alsa_config() -> None:
-    """Make alsa-lib drop a configuration cached before ``XDG_CONFIG_HOME`` was set."""
-    path = ctypes.util.find_library("asound")
-    if path:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(path).snd_config_update_free_global()
 
 
 @dataclass
