@@ -1,8 +1,9 @@
 """Microphone capture through PyAudio: a reader thread, conversion, and a drop-oldest queue.
 
-The thread does blocking reads of ``read_ms`` (20 ms: two per 40 ms chunk, so a chunk is complete
-the moment the read holding its last sample returns) and converts them at once (tens of
-microseconds per read), so the only waits it ever does are on the device. Finished chunks go
+The thread does blocking reads of ``read_ms`` (by default one chunk, 40 ms: a chunk is complete
+the moment the read holding its last sample returns, and one read per chunk halves the per-read
+cost of shorter reads at the same latency) and converts them at once (tens of microseconds per
+read), so the only waits it ever does are on the device. Finished chunks go
 into a bounded queue that, when the event loop falls behind, drops the *oldest* chunk: the
 conversation stays real time instead of drifting behind the speaker. A device that fails to
 open or errors while reading is closed and reopened with exponential backoff; the agent keeps
@@ -173,7 +174,7 @@ class AudioCapture:
         *,
         chunk_ms: int = 40,
         out_rate: int = 16000,
-        read_ms: int = 20,
+        read_ms: int | None = None,
         queue_ms: int = 2000,
         reopen_initial_s: float = 0.5,
         reopen_max_s: float = 10.0,
@@ -183,7 +184,7 @@ class AudioCapture:
         self.fmt = fmt or CaptureFormat()
         self.chunk_ms = chunk_ms
         self.sample_rate = out_rate
-        self.read_frames = max(1, self.fmt.rate * read_ms // 1000)
+        self.read_frames = max(1, self.fmt.rate * (read_ms or chunk_ms) // 1000)
         self.converter = CaptureConverter(self.fmt, out_rate, chunk_ms)
         self._queue = DropOldestQueue(max(1, queue_ms // chunk_ms))
         self._reopen_initial_s = reopen_initial_s

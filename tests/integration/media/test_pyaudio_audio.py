@@ -23,7 +23,8 @@ from agent.media.dsp import CaptureFormat
 from agent.media.virtual_alsa import VirtualAlsa, VirtualMic, VirtualSpeaker
 
 TIMEOUT = 10.0
-READ_BYTES = 960 * 8  # AudioCapture reads 20 ms: 960 frames of 2 ch S32 at 48 kHz
+READ_S = 0.040  # AudioCapture reads one 40 ms chunk at a time
+READ_BYTES = 1920 * 8  # 1920 frames of 2 ch S32 at 48 kHz
 I2S_BYTES_PER_S = 48000 * 8
 
 
@@ -108,8 +109,8 @@ async def test_capture_latency_is_one_chunk_plus_a_little(virtual_mic: VirtualMi
     ages = []
     for k, (handed_at, _) in enumerate(got):
         first_block_end = k * chunk_bytes + READ_BYTES
-        if first_block_end in written:  # its first sample entered the device 20 ms earlier
-            ages.append(handed_at - (written[first_block_end] - 0.020))
+        if first_block_end in written:  # its first sample entered the device a read earlier
+            ages.append(handed_at - (written[first_block_end] - READ_S))
     assert len(ages) >= 25
     # Correctness, not speed: the chunk is handed over right after its last block arrives
     # (the benchmark measures the distribution). 40 ms of audio + resampler + hop.
@@ -141,25 +142,25 @@ async def test_device_error_mid_stream_reopens_and_audio_continues(virtual_mic: 
     opens = 0
 
     class Unplugged(PyAudioInput):
-        """The real PyAudio stream, failing after 30 reads as an unplugged USB mic does."""
+        """The real PyAudio stream, failing after 10 reads as an unplugged USB mic does."""
 
         reads = 0
 
         def read(self, frames: int) -> bytes:
             self.reads += 1
-            if self.reads > 30:
+            if self.reads > 10:
                 raise OSError(-9999, "Unanticipated host error")
             return super().read(frames)
 
     def open_input() -> PyAudioInput:
         nonlocal opens
         opens += 1
-        return Unplugged("vmic", fmt, 960)
+        return Unplugged("vmic", fmt, 1920)
 
     capture = AudioCapture("vmic", fmt, open_input=open_input, reopen_initial_s=0.05)
     with structlog.testing.capture_logs() as logs:
         async with capture:
-            got = await take(capture, 20)  # needs a second open: 30 reads make 15 chunks
+            got = await take(capture, 20)  # needs a second open: 10 reads make 10 chunks
             virtual_mic.close()
     events = [e["event"] for e in logs]
     assert events.count("audio.capture.opened") >= 2

@@ -56,8 +56,25 @@ async def test_chunks_flow_and_start_stop_are_idempotent() -> None:
                     break
     await capture.stop()
     assert [len(c) for c in got] == [1280] * 5
-    # Chunk k holds reads 2k+1 and 2k+2 (20 ms each) in order: nothing lost or reordered.
-    assert [int.from_bytes(c[:2], "little") for c in got] == [1, 3, 5, 7, 9]
+    # A read is one 40 ms chunk, so chunk k is read k+1: nothing lost or reordered.
+    assert [int.from_bytes(c[:2], "little") for c in got] == [1, 2, 3, 4, 5]
+
+
+async def test_shorter_reads_are_joined_into_whole_chunks() -> None:
+    counter = [0]
+    capture = AudioCapture(
+        fmt=FMT, read_ms=20, open_input=lambda: ScriptedInput(counter, pace_s=0.002)
+    )
+    got: list[bytes] = []
+    async with capture:
+        async with asyncio.timeout(TIMEOUT):
+            async for chunk in capture.chunks():
+                got.append(chunk)
+                if len(got) == 3:
+                    break
+    assert [len(c) for c in got] == [1280] * 3
+    # Chunk k holds reads 2k+1 and 2k+2 (20 ms each), in order.
+    assert [(c[0], c[640]) for c in got] == [(1, 2), (3, 4), (5, 6)]
 
 
 async def test_device_that_fails_is_reopened_with_backoff() -> None:
@@ -69,7 +86,7 @@ async def test_device_that_fails_is_reopened_with_backoff() -> None:
         opens.append(time.monotonic())
         if len(opens) in (2, 3):
             raise OSError("[Errno -9996] Invalid input device (no default output device)")
-        stream = ScriptedInput(counter, fail_after=4, pace_s=0.001)
+        stream = ScriptedInput(counter, fail_after=2, pace_s=0.001)
         inputs.append(stream)
         return stream
 
@@ -104,7 +121,7 @@ async def test_slow_consumer_loses_the_oldest_chunks_and_they_are_counted() -> N
     assert capture.dropped > 0
     assert any(e["event"] == "audio.dropped" for e in logs)
     newest_possible = counter[0]
-    # What is left is recent audio: the 5-chunk queue holds only the last ~10 reads.
+    # What is left is recent audio: the 5-chunk queue holds only the last ~5 reads.
     assert int.from_bytes(first[:2], "little") > newest_possible - 20
 
 
