@@ -95,11 +95,13 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent.allocator import tune_malloc
     from agent.config import ConfigError
     from agent.daemon import Daemon
     from agent.logging import configure_logging
     from agent.secrets import load_api_key
 
+    tune_malloc()  # before the devices and their buffers exist
     config = _load(args)
     if config is None:
         return 2
