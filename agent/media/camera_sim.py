@@ -83,8 +83,10 @@ class TestPatternSource:
             dtype=np.float32,
         )[hue]
         shade = 0.55 + 0.45 * (1.0 - np.arange(height, dtype=np.float32) / max(1, height))
-        background = shade[:, None, None] * bars[None, :, :]
-        self._background = np.asarray(background, dtype=np.uint8)
+        background = np.empty((height, width, 3), np.uint8)
+        # Cast while multiplying, block by block: no full-size float copy of the frame.
+        np.multiply(shade[:, None, None], bars[None, :, :], out=background, casting="unsafe")
+        self._background = background
 
     def capture(self) -> RgbFrame:
         if self._background is None:
