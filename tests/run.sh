@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PortAudio to build PyAudio; ALSA plugins for the virtual sound devices; systemd for
+# PortAudio to build PyAudio (the virtual sound devices use only alsa-lib's built-in plugins,
+# and a device's Raspberry Pi OS Lite has no libasound2-plugins either); systemd for
 # systemd-analyze (the unit's verify and security tests).
 # debootstrap for the throwaway Debian roots the Ansible playbook is applied to; qemu, e2fsprogs
 # and xz for the system test's VM.
-apt_packages=(portaudio19-dev libasound2-plugins python3-venv systemd debootstrap
+apt_packages=(portaudio19-dev python3-venv systemd debootstrap
               qemu-system-x86 e2fsprogs xz-utils)
 # Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
 command -v npm >/dev/null || apt_packages+=(nodejs npm)

@@ -5,7 +5,9 @@
 pattern), playback into a real-time drained virtual speaker, mock GPIO, and this process's
 emulator answering a spoken burst every 4 s. Reported: time from exec to READY=1, CPU percent
 of one core and RSS at steady state. For scale, the RSS of a bare interpreter that only imports
-the agent's libraries is measured in the same run.
+the agent's libraries is measured in the same run. Echo handling is half duplex, as configured
+on most boards: while a reply plays, the mic's chunks are not sent, so fewer than 25 a second
+reach the emulator.
 
 Run by tests/bench/test_bench_daemon.py in a process of its own (the virtual sound devices
 must be set up before PortAudio first starts in a process).
@@ -31,6 +33,8 @@ from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
 from agent.media.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa
 
+# The daemon reads the mic 40 ms at a time; ALSA's plug then reads 40 ms of the 16 kHz feed.
+FEED_BLOCK = 1280
 WARMUP_S = 4.0
 MEASURE_S = 20.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -100,11 +104,11 @@ pa = pyaudio.PyAudio()
 index = next(i for i in range(pa.get_device_count())
              if pa.get_device_info_by_index(i)["name"] == "vmic_i2s")
 stream = pa.open(format=pyaudio.paInt32, channels=2, rate=48000, input=True,
-                 input_device_index=index, frames_per_buffer=960)
-stream.read(960, exception_on_overflow=False)
+                 input_device_index=index, frames_per_buffer=1920)
+stream.read(1920, exception_on_overflow=False)
 t0, c0 = time.monotonic(), time.process_time()
 while time.monotonic() - t0 < float(sys.argv[1]):
-    stream.read(960, exception_on_overflow=False)
+    stream.read(1920, exception_on_overflow=False)
 print(100.0 * (time.process_time() - c0) / (time.monotonic() - t0))
 """
 
@@ -114,7 +118,7 @@ async def device_only_cpu(alsa: VirtualAlsa, seconds: float) -> float:
     conversion (16 kHz file to 48 kHz S32 stereo) costs here, which a Pi's real I2S
     device does not."""
     mic = alsa.mic()
-    mic.play(mic_feed(seconds + 5), block_bytes=640, bytes_per_second=32_000)
+    mic.play(mic_feed(seconds + 5), block_bytes=FEED_BLOCK, bytes_per_second=32_000)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -130,10 +134,16 @@ async def device_only_cpu(alsa: VirtualAlsa, seconds: float) -> float:
 
 
 def bare_interpreter_rss(init_portaudio: bool = False) -> float:
+    """RSS of an interpreter that imports the agent's libraries (and starts PortAudio as the
+    agent does, releasing the scan's ALSA plugins)."""
     code = (
         "import numpy, websockets, structlog, pyaudio, soxr, simplejpeg, gpiozero, orjson, "
         "pybase64, uvloop, pathlib; "
-        + ("pyaudio.PyAudio(); " if init_portaudio else "")
+        + (
+            "from agent.media.audio_devices import PortAudio; host = PortAudio(); "
+            if init_portaudio
+            else ""
+        )
         + "print([l for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
         "if l.startswith('VmRSS')][0].split()[1])"
     )
@@ -169,7 +179,8 @@ async def measure(root: Path) -> dict[str, float]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        mic.play(mic_feed(WARMUP_S + MEASURE_S + 30), block_bytes=640, bytes_per_second=32_000)
+        feed = mic_feed(WARMUP_S + MEASURE_S + 30)
+        mic.play(feed, block_bytes=FEED_BLOCK, bytes_per_second=32_000)
         loop = asyncio.get_running_loop()
         ready_s = float("nan")
         async with asyncio.timeout(30):
@@ -225,13 +236,18 @@ def main() -> None:
         ("peak RSS", f"{result['peak_rss_mb']:.1f} MB", "", None),
         ("bare interpreter + libraries RSS", f"{bare:.1f} MB", "(reference)", None),
         (
-            "  + PortAudio initialised (ALSA plugins)",
+            "  + PortAudio initialised",
             f"{with_portaudio:.1f} MB",
             "(reference)",
             None,
         ),
         ("RSS over that reference", f"{result['rss_mb'] - with_portaudio:.1f} MB", "", None),
-        ("audio chunks/s at the emulator", f"{result['audio_chunks_per_s']:.1f}", "25", None),
+        (
+            "audio chunks/s at the emulator",
+            f"{result['audio_chunks_per_s']:.1f}",
+            "<= 25",
+            None,
+        ),
         ("camera frames at the emulator", f"{result['video_frames']}", "", None),
         ("speech played to the speaker", f"{result['speaker_seconds']:.1f} s", "", None),
     ]
