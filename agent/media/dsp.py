@@ -14,7 +14,6 @@ Playback: the model's 24 kHz mono S16 is resampled and widened to whatever the s
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -342,52 +341,3 @@ class VoiceActivityDetector:
         self._loud_run = 0
         self._hang_left_s = 0.0
         self._speaking = False
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """What to do with one chunk: send these chunks; did speech start or end at this chunk."""
-
-    send: list[bytes]
-    started: bool = False
-    ended: bool = False
-
-
-class SpeechGate:
-    """Pass speech only, with pre-roll, and say when an utterance starts and ends.
-
-    While nobody speaks, the last ``preroll_ms`` of audio is kept in a ring; when the detector
-    reports speech the ring is released first (so the first syllable is not clipped), then
-    chunks pass through until the detector's hangover expires. ``started``/``ended`` map to the
-    Live API's ``activityStart``/``activityEnd`` (or ``audioStreamEnd`` on end).
-    """
-
-    def __init__(
-        self, vad: VoiceActivityDetector | None = None, *, preroll_ms: int = 300, chunk_ms: int = 40
-    ) -> None:
-        self.vad = vad or VoiceActivityDetector()
-        self._ring: deque[bytes] = deque(maxlen=max(0, math.ceil(preroll_ms / chunk_ms)))
-        self.active = False
-
-    def process(self, chunk: bytes) -> GateResult:
-        """Feed one chunk; return the chunks to send now."""
-        speech = self.vad.is_speech(chunk)
-        if speech and not self.active:
-            self.active = True
-            send = [*self._ring, chunk]
-            self._ring.clear()
-            return GateResult(send, started=True)
-        if speech:
-            return GateResult([chunk])
-        if self.active:
-            self.active = False
-            self._ring.append(chunk)
-            return GateResult([], ended=True)
-        self._ring.append(chunk)
-        return GateResult([])
-
-    def reset(self) -> None:
-        """Forget pre-roll and state (the detector too)."""
-        self._ring.clear()
-        self.active = False
-        self.vad.reset()

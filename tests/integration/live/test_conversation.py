@@ -8,12 +8,14 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 import structlog
 
 from agent.live.conversation import start_audio_conversation
 from agent.live.errors import LiveErrorCode, LiveSessionError
 from agent.live.types import FunctionCall, FunctionResponse
+from agent.media.dsp import VoiceActivityDetector
 
 from .conftest import ScriptedServer
 
@@ -87,6 +89,38 @@ async def test_microphone_chunks_are_sent_as_16khz_pcm(live_server: ScriptedServ
         assert base64.b64decode(audio["data"]) == chunk
     await controller.stop()
     await session.close()
+
+
+async def test_speech_gate_sends_pre_roll_then_speech_then_ends_the_stream(
+    live_server: ScriptedServer,
+) -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(int(0.6 * 16000)) / 16000
+    speech = 0.1 * np.sin(2 * np.pi * 300 * t)
+    noise = rng.standard_normal(16000) * 0.001  # 1 s: 25 chunks
+    signal = np.concatenate([noise, speech, noise])
+    pcm = (signal * 32767).astype("<i2").tobytes()
+    chunks = [pcm[i : i + 1280] for i in range(0, len(pcm) - 1279, 1280)]
+    session, conn = await live_server.connect()
+    controller = await start_audio_conversation(
+        session,
+        source=Chunks(chunks),
+        sink=RecordingSink(),
+        vad=VoiceActivityDetector(hangover_ms=120),
+        pre_roll_ms=200,
+    )
+    sent: list[bytes] = []
+    while True:
+        message = (await conn.expect())["realtimeInput"]
+        if "audioStreamEnd" in message:
+            break
+        sent.append(base64.b64decode(message["audio"]["data"]))
+    await controller.stop()
+    await session.close()
+    first = chunks.index(sent[0])
+    assert first == 25 - 5 + 1  # 5 chunks (200 ms) of pre-roll before the onset chunk
+    assert sent == chunks[first : first + len(sent)]  # contiguous, in order, no duplicates
+    assert len(sent) >= 15 + 5  # all of the speech plus pre-roll
 
 
 async def test_every_audio_part_is_played_at_its_rate(live_server: ScriptedServer) -> None:

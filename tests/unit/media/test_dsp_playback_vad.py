@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.media.dsp import PlaybackConverter, SpeechGate, VoiceActivityDetector
+from agent.media.dsp import PlaybackConverter, VoiceActivityDetector
 
 
 def test_playback_24k_to_48k_stereo_keeps_the_tone(sig: Any) -> None:
@@ -67,23 +67,3 @@ def test_vad_ignores_a_single_click(sig: Any) -> None:
     signal[8000:8100] = 0.5
     vad = VoiceActivityDetector()
     assert not any(vad.is_speech(c) for c in chunks_of(signal, sig))
-
-
-def test_speech_gate_sends_preroll_then_speech_then_marks_the_end(sig: Any) -> None:
-    rng = np.random.default_rng(2)
-    noise = rng.standard_normal(16000) * 0.001
-    speech = sig.sine(300, 0.6, 16000, 0.1)
-    chunks = chunks_of(np.concatenate([noise, speech, noise]), sig)
-    gate = SpeechGate(VoiceActivityDetector(hangover_ms=120), preroll_ms=200, chunk_ms=40)
-    sent: list[bytes] = []
-    starts = ends = 0
-    for chunk in chunks:
-        result = gate.process(chunk)
-        sent += result.send
-        starts += result.started
-        ends += result.ended
-    assert (starts, ends) == (1, 1)
-    first = chunks.index(sent[0])
-    assert first == 25 - 5 + 1  # 5 chunks (200 ms) of pre-roll before the onset chunk
-    assert sent == chunks[first : first + len(sent)]  # contiguous, in order, no duplicates
-    assert len(sent) >= 15 + 5  # all of the speech plus pre-roll
