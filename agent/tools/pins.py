@@ -100,10 +100,12 @@ def make_pin_factory(
     """Build the pin factory for ``kind``; None means "gpiozero's default".
 
     * ``"mock"``: `MockFactory` whose pins all support PWM (`MockPWMPin`).
-    * ``"lgpio"``: `LGPIOFactory` on ``chip`` (a number; ``"auto"``/None finds the header
-      chip by label and falls back to gpiozero's own choice).
-    * ``"default"``: None, so devices use gpiozero's default factory (lgpio on a Pi, or what
-      ``GPIOZERO_PIN_FACTORY`` names); ``LG_WD`` is still prepared.
+    * ``"lgpio"``: gpiozero's `LGPIOFactory` on ``chip`` (a number; ``"auto"``/None finds the
+      header chip by label and falls back to gpiozero's own choice), with pins that claim an
+      output at its initial level (`agent.tools.pins_lgpio`).
+    * ``"default"``: what gpiozero would choose: the ``"lgpio"`` factory above where lgpio is
+      installed and can open the chip, else None, so devices use gpiozero's default factory
+      (or the one ``GPIOZERO_PIN_FACTORY`` names, which always wins); ``LG_WD`` is prepared.
     """
     if kind == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -113,17 +115,27 @@ def make_pin_factory(
         raise ValueError(f"unknown pin factory {kind!r}; use 'default', 'lgpio' or 'mock'")
     ensure_lg_wd()
     if kind == "default":
-        return None
+        if os.environ.get("GPIOZERO_PIN_FACTORY"):
+            return None
+        try:
+            return _lgpio_factory(chip)
+        except GpioError as exc:
+            log.info("gpio.factory.gpiozero_default", reason=str(exc))
+            return None
+    return _lgpio_factory(chip)
+
+
+def _lgpio_factory(chip: int | Literal["auto"] | None) -> Any:
     try:
-        from gpiozero.pins.lgpio import LGPIOFactory
+        from agent.tools.pins_lgpio import LevelClaimingLGPIOFactory
     except ImportError as exc:
         raise GpioError("the lgpio pin factory needs lgpio: apt install python3-lgpio and "
                         "create the venv with --system-site-packages (or set "
                         '[gpio] pin_factory = "mock")') from exc
-    number = find_header_chip() if chip in (None, "auto") else chip
+    number = chip if isinstance(chip, int) else find_header_chip()
     log.info("gpio.factory", kind="lgpio", chip=number if number is not None else "gpiozero")
     try:
-        return LGPIOFactory(chip=number)
+        return LevelClaimingLGPIOFactory(chip=number)
     except Exception as exc:  # lgpio.error: no chip, no permission
         raise GpioError(f"cannot open gpiochip{number if number is not None else ''} with "
                         f"lgpio: {exc} (is the user in the gpio group?)") from exc

@@ -130,11 +130,10 @@ def test_stalled_event_loop_is_restarted_by_the_watchdog(found: Findings) -> Non
     assert _events(found, AGENT_UNIT, "daemon.ready", after="stall"), "no READY after restart"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gpiozero's LGPIOPin has no output_with_state: it claims the line as an output at level 0 "
-    "and only then writes the initial value, so an active-low output is on for a moment at "
-    "every start of the agent"))
 def test_claiming_the_lamp_never_drives_it_on(found: Findings) -> None:
+    # gpiozero's own LGPIOPin claims an output at level 0 and then writes the initial value,
+    # which switches an active-low lamp on for a moment; agent.tools.pins_lgpio claims it at
+    # the initial level.
     changes = found.line_changes()
     claims = [i for i, c in enumerate(changes) if (c.kind, c.what) == ("direction", "out")]
     assert claims, changes
