@@ -16,14 +16,12 @@ Downloads (apt's archives, pip's cache) are kept in the cache folder too.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import structlog
 
@@ -34,6 +32,7 @@ from tests.system.plumbing import (
     pack,
     remove_tree,
     run,
+    throwaway_root,
     unpack,
     unprepare,
 )
@@ -46,8 +45,7 @@ VM_FILES = HERE / "vm"
 BUILD_SCRIPT = HERE / "build-gpio-sim.sh"
 HOST_VARS = HERE / "vm-host.yml"
 # The provisioning tier (tests/integration/ansible) debootstraps the same minbase root and
-# caches it; both tiers start from that one tarball.
-THROWAWAY_ROOT = REPO / "tests" / "integration" / "ansible" / "throwaway_root.py"
+# caches it; both tiers start from that one tarball (plumbing.throwaway_root).
 MINBASE_CACHE = REPO / ".cache" / "provision"
 SUITE = "bookworm"
 # The VM's own packages; the playbook installs what the agent needs.
@@ -120,22 +118,10 @@ def _apt_install(root: Path, packages: list[str] | tuple[str, ...], timeout: flo
             + " ".join(packages) + " >/dev/null", timeout=timeout)
 
 
-def _throwaway_root() -> ModuleType:
-    name = "edge_agent_throwaway_root"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, THROWAWAY_ROOT)
-        if spec is None or spec.loader is None:
-            raise SystemTestError(f"cannot load {THROWAWAY_ROOT}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def minbase_tarball() -> Path:
     """The debootstrap minbase tarball the provisioning tier caches (made here if missing)."""
     try:
-        return Path(_throwaway_root().ensure_base_tarball(MINBASE_CACHE))
+        return Path(throwaway_root().ensure_base_tarball(MINBASE_CACHE))
     except RuntimeError as exc:  # its RootError
         raise SystemTestError(f"cannot make the minbase root: {exc}") from exc
 

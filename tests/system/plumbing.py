@@ -9,14 +9,17 @@ never deleted while anything is still mounted in it.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import structlog
 
@@ -24,9 +27,6 @@ log = structlog.get_logger(__name__)
 
 Arg = str | Path
 
-# Packages installed in a chroot must not start services on the host's kernel.
-POLICY_RC_D = "#!/bin/sh\nexit 101\n"
-HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
 class SystemTestError(RuntimeError):
@@ -75,29 +75,29 @@ def require_tool(name: str, package: str) -> str:
 
 
 # -- chroots ------------------------------------------------------------------------------------
+# The provisioning tier's throwaway_root.py (loaded by path: it is also a script) owns the
+# chroot mounts; this tier adds its timeouts' error type on top.
+
+THROWAWAY_ROOT = Path(__file__).resolve().parents[1] / "integration/ansible/throwaway_root.py"
+
+
+def throwaway_root() -> ModuleType:
+    """tests/integration/ansible/throwaway_root.py, loaded once."""
+    name = "edge_agent_throwaway_root"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, THROWAWAY_ROOT)
+        if spec is None or spec.loader is None:
+            raise SystemTestError(f"cannot load {THROWAWAY_ROOT}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def mounts_under(root: Path) -> list[Path]:
     """Mount points at or below ``root``, deepest first."""
-    root = root.resolve()
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = Path(line.split()[4].encode().decode("unicode_escape"))
-        if point == root or root in point.parents:
-            found.append(point)
-    return sorted(found, key=lambda p: len(p.parts), reverse=True)
-
-
-def processes_in(root: Path) -> list[int]:
-    """Processes whose root directory is ``root``."""
-    root = root.resolve()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if Path(os.readlink(entry / "root")) == root:
-                    pids.append(int(entry.name))
-    return pids
+    found: list[Path] = throwaway_root().mounts_under(root)
+    return found
 
 
 @contextlib.contextmanager
@@ -106,50 +106,13 @@ def mounted(root: Path, binds: Mapping[str, Path] | None = None) -> Iterator[Pat
     ``root`` for the duration, with the host's DNS and extra CA certificates (outbound TLS may
     be re-signed by a local CA) and no service starts. Afterwards every process left in the
     root is ended and every mount taken down, whatever happened inside."""
-    root = root.resolve()
-    plan: list[tuple[list[Arg], Path]] = [
-        (["mount", "-t", "proc", "proc"], root / "proc"),
-        (["mount", "-t", "sysfs", "sysfs"], root / "sys"),
-        (["mount", "--bind", "/dev"], root / "dev"),
-        (["mount", "--bind", "/dev/pts"], root / "dev" / "pts"),
-    ]
-    for inside, host in (binds or {}).items():
-        host.mkdir(parents=True, exist_ok=True)
-        plan.append((["mount", "--bind", host], root / inside.lstrip("/")))
-    done: list[Path] = []
+    chroot = throwaway_root()
     try:
-        for command, point in plan:
-            point.mkdir(parents=True, exist_ok=True)
-            run([*command, point], timeout=60)
-            done.append(point)
-        _prepare(root)
-        yield root
-    finally:
-        _end_processes(root)
-        errors = []
-        for point in reversed(done):
-            result = subprocess.run(["umount", point], capture_output=True, text=True,
-                                    timeout=60, check=False)
-            if result.returncode != 0:
-                subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=60,
-                               check=False)
-                errors.append(f"{point}: {result.stderr.strip()}")
-        left = mounts_under(root)
-        if left:
-            raise SystemTestError(f"still mounted under {root}: {left} ({errors})")
-
-
-def _prepare(root: Path) -> None:
-    resolv = root / "etc" / "resolv.conf"
-    resolv.unlink(missing_ok=True)
-    resolv.write_text(Path("/etc/resolv.conf").read_text())
-    policy = root / "usr" / "sbin" / "policy-rc.d"
-    policy.write_text(POLICY_RC_D)
-    policy.chmod(0o755)
-    if HOST_CA_DIR.is_dir() and any(HOST_CA_DIR.iterdir()):
-        shutil.copytree(HOST_CA_DIR, root / HOST_CA_DIR.relative_to("/"), dirs_exist_ok=True)
-        if (root / "usr" / "sbin" / "update-ca-certificates").exists():
-            run(["chroot", root, "update-ca-certificates"], timeout=120)
+        with chroot.mounted(root, binds) as inside:
+            chroot.prepare_root(inside, boot_config=None)
+            yield inside
+    except chroot.RootError as exc:
+        raise SystemTestError(str(exc)) from exc
 
 
 def unprepare(root: Path) -> None:
@@ -169,18 +132,11 @@ def in_root(root: Path, script: str, *, timeout: float,
 
 
 def _end_processes(root: Path) -> None:
-    pids = processes_in(root)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 5
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.1)
-            pids = processes_in(root)
-        if not pids:
-            return
-    raise SystemTestError(f"processes still running in {root}: {pids}")
+    chroot = throwaway_root()
+    try:
+        chroot.end_processes(root)
+    except chroot.RootError as exc:
+        raise SystemTestError(str(exc)) from exc
 
 
 def clean_leftovers(folder: Path) -> None:

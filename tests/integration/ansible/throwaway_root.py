@@ -116,10 +116,11 @@ def restore_root(tarball: Path, root: Path) -> None:
     run(["tar", "--numeric-owner", "-C", root, "-xf", tarball])
 
 
-def prepare_root(root: Path, boot_config: str = FAKE_BOOT_CONFIG) -> None:
+def prepare_root(root: Path, boot_config: str | None = FAKE_BOOT_CONFIG) -> None:
     """Make the restored root usable offline from the host: DNS, the host's extra CA
-    certificates (outbound TLS may be re-signed by a local CA), no service starts, and a
-    fake boot config for the play to edit. Needs `mounted` around it."""
+    certificates (outbound TLS may be re-signed by a local CA), no service starts, and (unless
+    ``boot_config`` is None) a fake boot config for the play to edit. Needs `mounted` around
+    it."""
     resolv = root / "etc" / "resolv.conf"
     resolv.unlink(missing_ok=True)
     resolv.write_text(Path("/etc/resolv.conf").read_text())
@@ -128,7 +129,10 @@ def prepare_root(root: Path, boot_config: str = FAKE_BOOT_CONFIG) -> None:
     policy.chmod(0o755)
     if HOST_CA_DIR.is_dir() and any(HOST_CA_DIR.iterdir()):
         shutil.copytree(HOST_CA_DIR, root / HOST_CA_DIR.relative_to("/"), dirs_exist_ok=True)
-        run(["chroot", root, "update-ca-certificates"])
+        if (root / "usr" / "sbin" / "update-ca-certificates").exists():
+            run(["chroot", root, "update-ca-certificates"])
+    if boot_config is None:
+        return
     boot = root / "boot" / "firmware" / "config.txt"
     boot.parent.mkdir(parents=True, exist_ok=True)
     boot.write_text(boot_config)
@@ -180,7 +184,7 @@ def mounted(root: Path, binds: Mapping[str, Path] | None = None) -> Iterator[Pat
             done.append(point)
         yield root
     finally:
-        _end_processes(root)
+        end_processes(root)
         errors = []
         for point in reversed(done):
             result = subprocess.run(["umount", point], capture_output=True, text=True,
@@ -194,7 +198,8 @@ def mounted(root: Path, binds: Mapping[str, Path] | None = None) -> Iterator[Pat
             raise RootError(f"still mounted under {root}: {left} ({errors})")
 
 
-def _end_processes(root: Path) -> None:
+def end_processes(root: Path) -> None:
+    """End every process whose root is ``root``: SIGTERM, then SIGKILL, 5 s each."""
     pids = processes_in(root)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
