@@ -6,19 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agent.config_lines import KeyPath
+from agent.tools.errors import format_key  # the tools layer names its keys the same way
 
 __all__ = ["ConfigError", "ConfigIssue", "KeyPath", "format_key"]
-
-
-def format_key(path: KeyPath) -> str:
-    """A key path as TOML readers write it: ``("tools", 2, "pin")`` -> ``tools[2].pin``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
 
 
 @dataclass(frozen=True, slots=True)
