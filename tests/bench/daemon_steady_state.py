@@ -6,7 +6,7 @@ pattern), playback into a real-time drained virtual speaker, mock GPIO, and this
 emulator answering a spoken burst every 4 s. Reported: time from exec to READY=1, CPU percent
 of one core and RSS at steady state, split into anonymous memory and shared library pages.
 The daemon starts with the Python libraries out of the page cache, as a service does after a
-boot (see `evict_shared_libraries`). For scale, the RSS of a bare interpreter that only imports
+boot (see page_cache.py). For scale, the RSS of a bare interpreter that only imports
 the agent's libraries is measured in the same run. Echo handling is half duplex, as configured
 on most boards: while a reply plays, the mic's chunks are not sent, so fewer than 25 a second
 reach the emulator.
@@ -18,7 +18,6 @@ must be set up before PortAudio first starts in a process).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import structlog
+from page_cache import evict_shared_libraries  # beside this script
 
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
@@ -56,26 +56,6 @@ def mic_feed(seconds: float) -> bytes:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-def evict_shared_libraries() -> None:
-    """Drop the interpreter's and the venv's shared libraries from the page cache, so the
-    process started next maps them as after a boot (the service's usual start).
-
-    File-backed RSS depends on how the kernel cached a file: on kernels whose ext4 caches
-    files in large folios (6.16 and later, not Raspberry Pi OS's 6.6 or 6.12), libraries that
-    pip has just written map as whole large folios, about 5 MB more of numpy and OpenBLAS
-    than the same files read from disk. Pages that a running process maps are not dropped.
-    """
-    for root in {Path(sys.prefix), Path(sys.base_prefix)}:
-        for path in root.rglob("*.so*"):
-            if path.is_file() and not path.is_symlink():
-                with contextlib.suppress(OSError):
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                    finally:
-                        os.close(fd)
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
