@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -24,18 +23,7 @@ PASSWORD = "hunter2-planted"
 REGISTERED = "opaque-planted-credential-77"
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if type(handler).__name__ == "_StdlibBridge":
-            root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
-    for name in ("websockets", "asyncio", "PIL"):
-        logging.getLogger(name).setLevel(logging.NOTSET)
-    logging.captureWarnings(False)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/unit/conftest.py
 
 
 def _json_lines(text: str) -> list[dict[str, object]]:

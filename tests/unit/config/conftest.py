@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 
 from agent.config import ConfigError, load_config
 
@@ -39,18 +37,3 @@ def problems_of(write_config: WriteConfig) -> Callable[[str], list[str]]:
         return [str(p).replace(str(path.parent) + "/", "") for p in info.value.problems]
 
     return problems
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put structlog and the root logger back as they were before `configure_logging`."""
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if type(handler).__name__ == "_StdlibBridge":
-            root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
-    for name in ("websockets", "asyncio", "PIL"):
-        logging.getLogger(name).setLevel(logging.NOTSET)
-    logging.captureWarnings(False)
