@@ -101,18 +101,24 @@ def mounts_under(root: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
+def _root_errors() -> Iterator[ModuleType]:
+    """throwaway_root, with its RootError raised as this tier's SystemTestError."""
+    chroot = throwaway_root()
+    try:
+        yield chroot
+    except chroot.RootError as exc:
+        raise SystemTestError(str(exc)) from exc
+
+
+@contextlib.contextmanager
 def mounted(root: Path, binds: Mapping[str, Path] | None = None) -> Iterator[Path]:
     """/proc, /sys, /dev, /dev/pts and ``binds`` (path inside -> host folder) mounted into
     ``root`` for the duration, with the host's DNS and extra CA certificates (outbound TLS may
     be re-signed by a local CA) and no service starts. Afterwards every process left in the
     root is ended and every mount taken down, whatever happened inside."""
-    chroot = throwaway_root()
-    try:
-        with chroot.mounted(root, binds) as inside:
-            chroot.prepare_root(inside, boot_config=None)
-            yield inside
-    except chroot.RootError as exc:
-        raise SystemTestError(str(exc)) from exc
+    with _root_errors() as chroot, chroot.mounted(root, binds) as inside:
+        chroot.prepare_root(inside, boot_config=None)
+        yield inside
 
 
 def unprepare(root: Path) -> None:
@@ -132,11 +138,8 @@ def in_root(root: Path, script: str, *, timeout: float,
 
 
 def _end_processes(root: Path) -> None:
-    chroot = throwaway_root()
-    try:
+    with _root_errors() as chroot:
         chroot.end_processes(root)
-    except chroot.RootError as exc:
-        raise SystemTestError(str(exc)) from exc
 
 
 def clean_leftovers(folder: Path) -> None:
@@ -153,12 +156,8 @@ def clean_leftovers(folder: Path) -> None:
 
 def remove_tree(path: Path) -> None:
     """Delete a folder, but never one with anything still mounted inside it."""
-    if not path.exists():
-        return
-    left = mounts_under(path)
-    if left:
-        raise SystemTestError(f"not removing {path}: still mounted: {left}")
-    shutil.rmtree(path)
+    with _root_errors() as chroot:
+        chroot.remove_root(path)
 
 
 def unpack(tarball: Path, root: Path) -> None:
