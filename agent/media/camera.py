@@ -107,16 +107,19 @@ def make_frame_source(kind: str, **options: Any) -> FrameSource:
         )
     if kind == "image-folder" and "path" not in options:
         raise ValueError("camera source 'image-folder' needs a path")
-    source: FrameSource = __getattr__(class_name)(**options)
+    source: FrameSource = _source_class(class_name)(**options)
     return source
+
+
+def _source_class(name: str) -> Any:
+    return getattr(importlib.import_module(_SOURCE_MODULES[name]), name)
 
 
 def __getattr__(name: str) -> Any:
     """The source classes, imported from their modules on first use."""
-    module = _SOURCE_MODULES.get(name)
-    if module is None:
+    if name not in _SOURCE_MODULES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return _source_class(name)
 
 
 _ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
