@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config_model import AudioConfig, CameraConfig
+from agent.config.model import AudioConfig, CameraConfig
 from agent.live.conversation import AudioSink, AudioSource
 from agent.media.audio import AudioCapture, AudioPlayback, apply_echo_policy
 from agent.media.audio_sim import NullSink, SilenceSource, ToneSource, WavFileSink, WavFileSource

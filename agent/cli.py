@@ -96,10 +96,9 @@ def _load(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.allocator import tune_malloc
-    from agent.config import ConfigError
+    from agent.config import ConfigError, load_api_key
     from agent.daemon import Daemon
     from agent.logging import configure_logging
-    from agent.secrets import load_api_key
 
     tune_malloc()  # before the devices and their buffers exist
     config = _load(args)
@@ -128,8 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from agent.config import ConfigError
-    from agent.secrets import load_api_key
+    from agent.config import ConfigError, load_api_key
 
     config = _load(args)
     if config is None:

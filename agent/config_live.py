@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.config_model import AgentConfig, LiveConfig
+from agent.config.model import AgentConfig, LiveConfig
 from agent.live.model import (
     Backend,
     ConnectOptions,

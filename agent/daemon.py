@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent import assembly
-from agent.config import ConfigError, diff_sections, load_config
+from agent.config import ConfigError, diff_sections, load_api_key, load_config
+from agent.config.model import AgentConfig, AudioConfig
 from agent.config_live import make_model, reconnect_policy
-from agent.config_model import AgentConfig, AudioConfig
 from agent.live.conversation import (
     AudioConversationController,
     EventListener,
@@ -39,7 +39,6 @@ from agent.live.conversation import (
 from agent.live.resilient import ResilientSession, SessionState, SessionStats
 from agent.logging import configure_logging, flush_logs
 from agent.media.camera import CameraStream
-from agent.secrets import load_api_key
 from agent.systemd import Notifier, default_notifier, watchdog_task
 from agent.tools import ToolRegistry
 

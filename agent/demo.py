@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config import load_config
-from agent.config_model import AgentConfig, AudioOutput
+from agent.config.model import AgentConfig, AudioOutput
 from agent.daemon import Daemon
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario

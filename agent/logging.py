@@ -11,7 +11,8 @@
   ``[REDACTED]`` wherever they appear (any field, nested values, URLs with ``?key=`` or
   ``access_token=``, ``Authorization`` headers, tracebacks), values of fields named like
   ``api_key``/``token``/``secret``/``password`` are dropped whole, and every key loaded by
-  `agent.secrets` is registered with `register_secret`, so it is caught even in free text.
+  `agent.config.credentials` is registered with `register_secret`, so it is caught even in
+  free text.
 """
 
 from __future__ import annotations

@@ -9,9 +9,14 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from agent.config import ConfigError, MissingCredentialError, load_api_key, load_config
+from agent.config import (
+    EMULATOR_API_KEY,
+    ConfigError,
+    MissingCredentialError,
+    load_api_key,
+    load_config,
+)
 from agent.logging import configure_logging
-from agent.secrets import EMULATOR_API_KEY
 from tests.unit.config.conftest import WriteConfig
 
 KEY = "test-key-" + "0123456789abcdef"

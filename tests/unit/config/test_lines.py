@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from agent.config_lines import KeyLines
+from agent.config.lines import KeyLines
 
 DOC = '''\
 # a comment with [brackets] and key = "value"

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.config_errors import ConfigIssue, KeyPath
+from agent.config.problems import ConfigProblem, KeyPath
 
 __all__ = ["MISSING", "Section", "describe", "suggest"]
 
@@ -46,7 +46,7 @@ def suggest(key: str, known: Sequence[str]) -> str:
 class Section:
     """One raw table at key path ``loc``; reads append to the shared ``problems`` list."""
 
-    def __init__(self, raw: Any, loc: KeyPath, problems: list[ConfigIssue]) -> None:
+    def __init__(self, raw: Any, loc: KeyPath, problems: list[ConfigProblem]) -> None:
         self.loc = loc
         self.problems = problems
         if raw is None:
@@ -60,7 +60,7 @@ class Section:
     def problem(self, key: str | int | None, message: str) -> None:
         """Record a problem at ``key`` of this table (None: the table itself)."""
         path = self.loc if key is None else (*self.loc, key)
-        self.problems.append(ConfigIssue(message, path))
+        self.problems.append(ConfigProblem(message, path))
 
     def has(self, key: str) -> bool:
         return key in self.raw

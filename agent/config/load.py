@@ -1,26 +1,6 @@
-"""The agent's configuration: one TOML file read into a frozen, typed `AgentConfig`.
+"""Reading a config file: where it is, its bytes, its TOML, and the line of every problem.
 
-The file is ``/etc/edge-agent/agent.toml`` unless ``--config`` or ``$EDGE_AGENT_CONFIG`` names
-another (`resolve_config_path`). `load_config` checks every key (type, range, unknown keys
-with a "did you mean", missing files, pins claimed twice, secrets written inline) and raises
-one `ConfigError` listing every problem with its file, line and key path::
-
-    /etc/edge-agent/agent.toml:12: audio.chunk_ms: must be between 10 and 200, got 500
-
-Typical use (``edge-agent run`` / ``check-config``)::
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    api_key = load_api_key(config)
-
-On SIGHUP, `diff_sections` names the sections whose settings changed, so only those parts
-restart. Every key is documented in ``agent.example.toml`` (`example_config_text`).
-
-Line numbers: ``tomllib`` does not report them, so `agent.config_lines.KeyLines` scans the
+Line numbers: ``tomllib`` does not report them, so `agent.config.lines.KeyLines` scans the
 text once more (tables, arrays of tables, dotted keys, inline tables, arrays). ``tomlkit``
 would give positions too, but it is a pure-Python parser several times slower than
 ``tomllib`` and an extra dependency on a 512 MB board, for a 200-line scan.
@@ -36,55 +16,16 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from agent.config_errors import ConfigError, ConfigIssue, format_key
-from agent.config_lines import KeyLines
-from agent.config_model import (
-    BACKENDS,
-    ActivityDetectionConfig,
-    AgentConfig,
-    AudioConfig,
-    AudioInput,
-    AudioOutput,
-    Backend,
-    CameraConfig,
-    CompressionConfig,
-    CredentialsConfig,
-    HealthConfig,
-    LiveConfig,
-    LoggingConfig,
-    ReconnectConfig,
-    SpeechGateConfig,
-)
-from agent.config_parse import SECTIONS, build_config
-from agent.secrets import MissingCredentialError, load_api_key
+from agent.config.document import build_config
+from agent.config.lines import KeyLines
+from agent.config.model import AgentConfig
+from agent.config.problems import ConfigError, ConfigProblem
 
 __all__ = [
-    "BACKENDS",
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATH",
-    "SECTIONS",
-    "ActivityDetectionConfig",
-    "AgentConfig",
-    "AudioConfig",
-    "AudioInput",
-    "AudioOutput",
-    "Backend",
-    "CameraConfig",
-    "CompressionConfig",
-    "ConfigError",
-    "ConfigIssue",
-    "CredentialsConfig",
-    "HealthConfig",
-    "LiveConfig",
-    "LoggingConfig",
-    "MissingCredentialError",
-    "ReconnectConfig",
-    "SpeechGateConfig",
-    "diff_sections",
     "example_config_path",
     "example_config_text",
-    "format_key",
-    "load_api_key",
     "load_config",
     "parse_config",
     "resolve_config_path",
@@ -133,7 +74,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError([ConfigIssue("not UTF-8 text", file=str(file), line=line)]) from None
+        raise ConfigError([ConfigProblem("not UTF-8 text", file=str(file), line=line)]) from None
     return parse_config(text, source=file)
 
 
@@ -153,11 +94,11 @@ def parse_config(text: str, *, source: str | os.PathLike[str] | None = None,
         match = _TOML_POSITION.search(message)
         line = int(match.group(1)) if match else None
         message = _TOML_POSITION.sub("", message)
-        raise ConfigError([ConfigIssue(f"not valid TOML: {message}", file=name, line=line)]
+        raise ConfigError([ConfigProblem(f"not valid TOML: {message}", file=name, line=line)]
                           ) from None
     if base_dir is None:
         base_dir = Path(source).absolute().parent if source is not None else Path.cwd()
-    problems: list[ConfigIssue] = []
+    problems: list[ConfigProblem] = []
     config = build_config(doc, base_dir=Path(base_dir),
                           source=Path(source) if source is not None else None,
                           problems=problems)
@@ -166,20 +107,6 @@ def parse_config(text: str, *, source: str | os.PathLike[str] | None = None,
         raise ConfigError(dataclasses.replace(p, file=name, line=lines.line(p.key_path))
                           for p in problems)
     return config
-
-
-def diff_sections(old: AgentConfig, new: AgentConfig) -> set[str]:
-    """The top-level sections whose settings differ (``"tools"`` apart from ``"gpio"``).
-
-    The daemon restarts only the parts that read those sections on SIGHUP.
-    """
-    changed = {name for name in ("live", "reconnect", "audio", "camera", "logging", "health")
-               if getattr(old, name) != getattr(new, name)}
-    if dataclasses.replace(old.gpio, tools=()) != dataclasses.replace(new.gpio, tools=()):
-        changed.add("gpio")
-    if old.gpio.tools != new.gpio.tools:
-        changed.add("tools")
-    return changed
 
 
 def example_config_path() -> Path:
@@ -193,4 +120,4 @@ def example_config_text() -> str:
 
 
 def _file_error(file: Path, message: str) -> ConfigError:
-    return ConfigError([ConfigIssue(message, file=str(file))])
+    return ConfigError([ConfigProblem(message, file=str(file))])

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import structlog
 
-from agent.config_errors import ConfigError, ConfigIssue, KeyPath
-from agent.config_model import AgentConfig, LiveConfig
+from agent.config.model import AgentConfig, LiveConfig
+from agent.config.problems import ConfigError, ConfigProblem, KeyPath
 from agent.logging import register_secret
 
 __all__ = ["EMULATOR_API_KEY", "MissingCredentialError", "load_api_key"]
@@ -42,7 +42,7 @@ class MissingCredentialError(ConfigError):
         self.places = places
         message = ("no API key found; looked in: " + "; ".join(places)
                    + ". Put the key in one of them (never in the config file)")
-        super().__init__([ConfigIssue(message, ("live", "credentials"),
+        super().__init__([ConfigProblem(message, ("live", "credentials"),
                                       file=str(source) if source else None)])
 
 
@@ -124,4 +124,4 @@ def _read_key(path: Path, looked: list[str], source: Path | None, *,
 
 
 def _key_error(source: Path | None, key_path: KeyPath, message: str) -> ConfigError:
-    return ConfigError([ConfigIssue(message, key_path, file=str(source) if source else None)])
+    return ConfigError([ConfigProblem(message, key_path, file=str(source) if source else None)])

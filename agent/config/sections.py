@@ -1,24 +1,22 @@
-"""From the dict ``tomllib`` returns to `AgentConfig`, collecting every problem on the way.
+"""The parsers of the plain sections: [live], [reconnect], [audio], [camera], [logging] and
+[health], each from one `Section` reader to its frozen dataclass.
 
-Each section has its own small parser over a `Section` reader; cross-section rules (a pin
-claimed twice, push-to-talk without a button) run once all sections are read. Secrets written
-inline are caught first, so the message says how to do it right instead of "unknown key".
+Each read checks type and range and records a problem instead of stopping, so one pass finds
+every problem; rules between keys of one section (a cap below its base, a key only used with
+another's value) are checked here too.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from agent.config_errors import ConfigIssue, KeyPath
-from agent.config_model import (
+from agent.config.model import (
     BACKENDS,
     DEFAULT_MODEL,
     ActivityDetectionConfig,
-    AgentConfig,
     AudioConfig,
     AudioInput,
     AudioOutput,
@@ -31,97 +29,21 @@ from agent.config_model import (
     ReconnectConfig,
     SpeechGateConfig,
 )
-from agent.config_reader import Section, describe, suggest
-from agent.tools.errors import ToolConfigError
-from agent.tools.spec import GpioConfig, parse_gpio
+from agent.config.reader import Section, describe
 
-__all__ = ["SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
+__all__ = ["read_audio", "read_camera", "read_health", "read_live", "read_logging",
+           "read_reconnect"]
 
-SECTIONS = ("live", "reconnect", "audio", "camera", "gpio", "tools", "logging", "health")
-
-SECRET_ADVICE = (
-    "secrets do not belong in the config file; put the key in a file only root can read "
-    "and name it in live.credentials.api_key_file, or load it with the unit's "
-    "LoadCredential=api-key:/etc/edge-agent/api-key (live.credentials.credential), or set "
-    "the GEMINI_API_KEY environment variable (live.credentials.env)")
-
-# Values that are credentials whatever key holds them: Google API keys, OAuth access tokens,
-# Live API ephemeral tokens.
-_SECRET_VALUE = re.compile(r"AIza[0-9A-Za-z_\-]{30,}|ya29\.[0-9A-Za-z_\-]{20,}|"
-                           r"auth_tokens/[0-9A-Za-z_\-]{8,}")
-# Keys whose string value is a secret (api_key, token, secret, password, ...).
-_SECRET_KEY = re.compile(r"(?i)(^|_)(api_?key|key|token|access_token|secret|password|passwd)$")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _FIREBASE_BACKENDS = ("firebase-google", "firebase-vertex")
 
 
-def find_inline_secrets(doc: Any, loc: KeyPath = ()) -> list[KeyPath]:
-    """Key paths of string values that are (or look like) credentials."""
-    found: list[KeyPath] = []
-    if isinstance(doc, Mapping):
-        for key, value in doc.items():
-            path = (*loc, key)
-            if isinstance(value, str) and (_SECRET_KEY.search(key) or _SECRET_VALUE.search(value)):
-                found.append(path)
-            else:
-                found += find_inline_secrets(value, path)
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            if isinstance(value, str) and _SECRET_VALUE.search(value):
-                found.append((*loc, i))
-            else:
-                found += find_inline_secrets(value, (*loc, i))
-    return found
-
-
-def _without(doc: Any, paths: list[KeyPath]) -> Any:
-    """A copy of ``doc`` without the values at ``paths`` (already reported)."""
-    if not paths:
-        return doc
-    if isinstance(doc, Mapping):
-        heads = {p[0] for p in paths if len(p) == 1}
-        return {k: _without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == k])
-                for k, v in doc.items() if k not in heads}
-    if isinstance(doc, list):
-        heads = {p[0] for p in paths if len(p) == 1}
-        return [_without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == i])
-                for i, v in enumerate(doc) if i not in heads]
-    return doc
-
-
-def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
-                 problems: list[ConfigIssue]) -> AgentConfig:
-    """Parse a whole document; problems go to ``problems`` (the result is only valid when
-    none were added)."""
-    secrets = find_inline_secrets(doc)
-    for path in secrets:
-        problems.append(ConfigIssue(SECRET_ADVICE, path))
-    doc = _without(doc, secrets)
-    top = Section(doc, (), problems)
-    live = _live(top.section("live"), base_dir)
-    reconnect = _reconnect(top.section("reconnect"))
-    audio = _audio(top.section("audio"), base_dir)
-    camera = _camera(top.section("camera"), base_dir)
-    gpio = _gpio(top.get("gpio", None), top.get("tools", None), problems)
-    logging = _logging(top.section("logging"))
-    health_section = top.section("health")
-    health = HealthConfig(watchdog=health_section.flag("watchdog", True))
-    health_section.finish()
-    top.finish()
-    if audio.push_to_talk and (gpio.status is None or gpio.status.push_to_talk_button is None):
-        problems.append(ConfigIssue(
-            "needs a button: set gpio.status.push_to_talk_button to its GPIO number",
-            ("audio", "push_to_talk")))
-    return AgentConfig(live=live, reconnect=reconnect, audio=audio, camera=camera, gpio=gpio,
-                       logging=logging, health=health, source=source)
-
-
 # -- [live] ---------------------------------------------------------------------------------
 
 
-def _live(s: Section, base_dir: Path) -> LiveConfig:
+def read_live(s: Section, base_dir: Path) -> LiveConfig:
     d = LiveConfig()
     backend = s.text("backend", d.backend, BACKENDS)
     endpoint = s.text("endpoint", None)
@@ -216,7 +138,7 @@ def _credentials(s: Section, base_dir: Path) -> CredentialsConfig:
 # -- [reconnect] ----------------------------------------------------------------------------
 
 
-def _reconnect(s: Section) -> ReconnectConfig:
+def read_reconnect(s: Section) -> ReconnectConfig:
     d = ReconnectConfig()
     base = s.number("backoff_base_s", d.backoff_base_s, 0, 60, lo_open=True)
     cap = s.number("backoff_cap_s", d.backoff_cap_s, 0, 3600, lo_open=True)
@@ -238,7 +160,7 @@ def _reconnect(s: Section) -> ReconnectConfig:
 _FORMATS = {"int16": "int16", "int32": "int32", "S16_LE": "int16", "S32_LE": "int32"}
 
 
-def _audio(s: Section, base_dir: Path) -> AudioConfig:
+def read_audio(s: Section, base_dir: Path) -> AudioConfig:
     d = AudioConfig()
     channels = s.integer("channels", None, 1, 32)
     fmt = s.text("sample_format", None, tuple(_FORMATS))
@@ -383,7 +305,7 @@ def _speech_gate(s: Section) -> SpeechGateConfig:
 _CAMERA_SOURCES = ("picamera2", "v4l2", "test-pattern", "image-folder")
 
 
-def _camera(s: Section, base_dir: Path) -> CameraConfig:
+def read_camera(s: Section, base_dir: Path) -> CameraConfig:
     d = CameraConfig()
     source = s.text("source", d.source, _CAMERA_SOURCES)
     for key, kind in (("camera_num", "picamera2"), ("device", "v4l2"), ("path", "image-folder")):
@@ -425,43 +347,10 @@ def _even_side(s: Section, key: str, default: int) -> int:
     return value
 
 
-# -- [gpio] and [[tools]] (parsed by the tools layer) ---------------------------------------
+# -- [logging], [health] --------------------------------------------------------------------
 
 
-_EXPECTED = re.compile(r"^unknown key(?P<context>.*?); expected one of: (?P<keys>.*)$")
-
-
-def _gpio(gpio: Any, tools: Any, problems: list[ConfigIssue]) -> GpioConfig:
-    if gpio is not None and not isinstance(gpio, Mapping):
-        problems.append(ConfigIssue("must be a table", ("gpio",)))
-        gpio = None
-    if tools is not None and not isinstance(tools, list):
-        problems.append(ConfigIssue("must be an array of tables ([[tools]])", ("tools",)))
-        tools = None
-    try:
-        return parse_gpio(gpio, tools)
-    except ToolConfigError as exc:
-        for p in exc.problems:
-            problems.append(ConfigIssue(_suggest_tool_key(p.loc, p.message), p.loc))
-        return GpioConfig()
-
-
-def _suggest_tool_key(loc: KeyPath, message: str) -> str:
-    """Turn the tools layer's "unknown key; expected one of: ..." into a "did you mean"."""
-    match = _EXPECTED.match(message)
-    if not match or not loc or not isinstance(loc[-1], str):
-        return message
-    known = [k.strip() for k in match.group("keys").split(",") if k.strip()]
-    hint = suggest(loc[-1], known)
-    if hint.startswith("; did you mean"):
-        return f"unknown key{match.group('context')}{hint}"
-    return message
-
-
-# -- [logging] ------------------------------------------------------------------------------
-
-
-def _logging(s: Section) -> LoggingConfig:
+def read_logging(s: Section) -> LoggingConfig:
     d = LoggingConfig()
     config = LoggingConfig(
         level=s.text("level", d.level, ("debug", "info", "warning", "error")),
@@ -469,6 +358,12 @@ def _logging(s: Section) -> LoggingConfig:
     )
     s.finish()
     return config
+
+
+def read_health(s: Section) -> HealthConfig:
+    health = HealthConfig(watchdog=s.flag("watchdog", True))
+    s.finish()
+    return health
 
 
 def _path(base_dir: Path, text: str) -> Path:

@@ -32,6 +32,7 @@ __all__ = [
     "LoggingConfig",
     "ReconnectConfig",
     "SpeechGateConfig",
+    "diff_sections",
 ]
 
 Backend = Literal["gemini", "vertex", "firebase-google", "firebase-vertex", "emulator"]
@@ -291,3 +292,17 @@ class AgentConfig:
     def tools(self) -> tuple[ToolSpec, ...]:
         """The ``[[tools]]`` the model may call (parsed with the GPIO section)."""
         return self.gpio.tools
+
+
+def diff_sections(old: AgentConfig, new: AgentConfig) -> set[str]:
+    """The top-level sections whose settings differ (``"tools"`` apart from ``"gpio"``).
+
+    The daemon restarts only the parts that read those sections on SIGHUP.
+    """
+    changed = {name for name in ("live", "reconnect", "audio", "camera", "logging", "health")
+               if getattr(old, name) != getattr(new, name)}
+    if dataclasses.replace(old.gpio, tools=()) != dataclasses.replace(new.gpio, tools=()):
+        changed.add("gpio")
+    if old.gpio.tools != new.gpio.tools:
+        changed.add("tools")
+    return changed

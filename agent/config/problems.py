@@ -1,18 +1,18 @@
-"""Config errors: every problem found in a config file, each with file, line and key path."""
+"""Config problems: every problem found in a config file, each with file, line and key path."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.config_lines import KeyPath
+from agent.config.lines import KeyPath
 from agent.tools.errors import format_key  # the tools layer names its keys the same way
 
-__all__ = ["ConfigError", "ConfigIssue", "KeyPath", "format_key"]
+__all__ = ["ConfigError", "ConfigProblem", "KeyPath", "format_key"]
 
 
 @dataclass(frozen=True, slots=True)
-class ConfigIssue:
+class ConfigProblem:
     """One problem in a config file.
 
     ``str()`` gives the line a user reads, for example
@@ -45,7 +45,7 @@ class ConfigError(Exception):
     ``str()`` is one problem per line, ready to print.
     """
 
-    def __init__(self, problems: Iterable[ConfigIssue]) -> None:
-        self.problems: list[ConfigIssue] = sorted(
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems: list[ConfigProblem] = sorted(
             problems, key=lambda p: (p.file or "", p.line if p.line is not None else 0))
         super().__init__("\n".join(str(p) for p in self.problems))

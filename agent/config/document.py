@@ -1,0 +1,133 @@
+"""A whole document: from the dict ``tomllib`` returns to `AgentConfig`.
+
+Secrets written inline are caught first, so the message says how to do it right instead of
+"unknown key"; then every section is read (`agent.config.sections`, `agent.config.gpio`), and
+rules between sections (push-to-talk needs its button) run once all are read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.config.model import AgentConfig
+from agent.config.problems import ConfigProblem, KeyPath
+from agent.config.reader import Section, suggest
+from agent.config.sections import (
+    read_audio,
+    read_camera,
+    read_health,
+    read_live,
+    read_logging,
+    read_reconnect,
+)
+from agent.tools.errors import ToolConfigError
+from agent.tools.spec import GpioConfig, parse_gpio
+
+__all__ = ["SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
+
+SECTIONS = ("live", "reconnect", "audio", "camera", "gpio", "tools", "logging", "health")
+
+SECRET_ADVICE = (
+    "secrets do not belong in the config file; put the key in a file only root can read "
+    "and name it in live.credentials.api_key_file, or load it with the unit's "
+    "LoadCredential=api-key:/etc/edge-agent/api-key (live.credentials.credential), or set "
+    "the GEMINI_API_KEY environment variable (live.credentials.env)")
+
+# Values that are credentials whatever key holds them: Google API keys, OAuth access tokens,
+# Live API ephemeral tokens.
+_SECRET_VALUE = re.compile(r"AIza[0-9A-Za-z_\-]{30,}|ya29\.[0-9A-Za-z_\-]{20,}|"
+                           r"auth_tokens/[0-9A-Za-z_\-]{8,}")
+# Keys whose string value is a secret (api_key, token, secret, password, ...).
+_SECRET_KEY = re.compile(r"(?i)(^|_)(api_?key|key|token|access_token|secret|password|passwd)$")
+
+
+def find_inline_secrets(doc: Any, loc: KeyPath = ()) -> list[KeyPath]:
+    """Key paths of string values that are (or look like) credentials."""
+    found: list[KeyPath] = []
+    if isinstance(doc, Mapping):
+        for key, value in doc.items():
+            path = (*loc, key)
+            if isinstance(value, str) and (_SECRET_KEY.search(key) or _SECRET_VALUE.search(value)):
+                found.append(path)
+            else:
+                found += find_inline_secrets(value, path)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            if isinstance(value, str) and _SECRET_VALUE.search(value):
+                found.append((*loc, i))
+            else:
+                found += find_inline_secrets(value, (*loc, i))
+    return found
+
+
+def _without(doc: Any, paths: list[KeyPath]) -> Any:
+    """A copy of ``doc`` without the values at ``paths`` (already reported)."""
+    if not paths:
+        return doc
+    if isinstance(doc, Mapping):
+        heads = {p[0] for p in paths if len(p) == 1}
+        return {k: _without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == k])
+                for k, v in doc.items() if k not in heads}
+    if isinstance(doc, list):
+        heads = {p[0] for p in paths if len(p) == 1}
+        return [_without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == i])
+                for i, v in enumerate(doc) if i not in heads]
+    return doc
+
+
+def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
+                 problems: list[ConfigProblem]) -> AgentConfig:
+    """Parse a whole document; problems go to ``problems`` (the result is only valid when
+    none were added)."""
+    secrets = find_inline_secrets(doc)
+    for path in secrets:
+        problems.append(ConfigProblem(SECRET_ADVICE, path))
+    doc = _without(doc, secrets)
+    top = Section(doc, (), problems)
+    live = read_live(top.section("live"), base_dir)
+    reconnect = read_reconnect(top.section("reconnect"))
+    audio = read_audio(top.section("audio"), base_dir)
+    camera = read_camera(top.section("camera"), base_dir)
+    gpio = _gpio(top.get("gpio", None), top.get("tools", None), problems)
+    logging = read_logging(top.section("logging"))
+    health = read_health(top.section("health"))
+    top.finish()
+    if audio.push_to_talk and (gpio.status is None or gpio.status.push_to_talk_button is None):
+        problems.append(ConfigProblem(
+            "needs a button: set gpio.status.push_to_talk_button to its GPIO number",
+            ("audio", "push_to_talk")))
+    return AgentConfig(live=live, reconnect=reconnect, audio=audio, camera=camera, gpio=gpio,
+                       logging=logging, health=health, source=source)
+
+
+_EXPECTED = re.compile(r"^unknown key(?P<context>.*?); expected one of: (?P<keys>.*)$")
+
+
+def _gpio(gpio: Any, tools: Any, problems: list[ConfigProblem]) -> GpioConfig:
+    if gpio is not None and not isinstance(gpio, Mapping):
+        problems.append(ConfigProblem("must be a table", ("gpio",)))
+        gpio = None
+    if tools is not None and not isinstance(tools, list):
+        problems.append(ConfigProblem("must be an array of tables ([[tools]])", ("tools",)))
+        tools = None
+    try:
+        return parse_gpio(gpio, tools)
+    except ToolConfigError as exc:
+        for p in exc.problems:
+            problems.append(ConfigProblem(_suggest_tool_key(p.loc, p.message), p.loc))
+        return GpioConfig()
+
+
+def _suggest_tool_key(loc: KeyPath, message: str) -> str:
+    """Turn the tools layer's "unknown key; expected one of: ..." into a "did you mean"."""
+    match = _EXPECTED.match(message)
+    if not match or not loc or not isinstance(loc[-1], str):
+        return message
+    known = [k.strip() for k in match.group("keys").split(",") if k.strip()]
+    hint = suggest(loc[-1], known)
+    if hint.startswith("; did you mean"):
+        return f"unknown key{match.group('context')}{hint}"
+    return message
