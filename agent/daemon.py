@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent import assembly
-from agent.config import ConfigError, diff_sections, load_api_key, load_config
+from agent.config import (
+    EMULATOR_API_KEY,
+    ConfigError,
+    diff_sections,
+    load_api_key,
+    load_config,
+)
 from agent.config.model import AgentConfig, AudioConfig
 from agent.config_live import make_model, reconnect_policy
 from agent.live.conversation import (
@@ -49,7 +55,6 @@ if TYPE_CHECKING:  # the emulator is imported only when the config asks for it
 
 log = structlog.get_logger(__name__)
 
-EMULATOR_KEY = "emulator"  # the emulator accepts any key
 EXIT_OK = 0
 EXIT_FAILURE = 1  # systemd restarts the service (Restart=on-failure)
 EXIT_FATAL = 78  # EX_CONFIG: bad key, permission, model; retrying will not help
@@ -238,7 +243,7 @@ class Daemon:
     def _new_session(
         self, config: AgentConfig, registry: ToolRegistry, endpoint: str | None, handle: str | None
     ) -> ResilientSession:
-        api_key = EMULATOR_KEY if config.live.backend == "emulator" else load_api_key(config)
+        api_key = EMULATOR_API_KEY if config.live.backend == "emulator" else load_api_key(config)
         if config.audio.push_to_talk:  # the button, not the service, marks the user's turns
             vad = dataclasses.replace(config.live.vad, enabled=False)
             config = dataclasses.replace(config, live=dataclasses.replace(config.live, vad=vad))
