@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.config.gpio import read_gpio
 from agent.config.model import AgentConfig
 from agent.config.problems import ConfigProblem, KeyPath
-from agent.config.reader import Section, suggest
+from agent.config.reader import Table
 from agent.config.sections import (
     read_audio,
     read_camera,
@@ -23,8 +24,6 @@ from agent.config.sections import (
     read_logging,
     read_reconnect,
 )
-from agent.tools.errors import ToolConfigError
-from agent.tools.spec import GpioConfig, parse_gpio
 
 __all__ = ["SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
 
@@ -86,12 +85,12 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
     for path in secrets:
         problems.append(ConfigProblem(SECRET_ADVICE, path))
     doc = _without(doc, secrets)
-    top = Section(doc, (), problems)
+    top = Table(doc, (), problems)
     live = read_live(top.section("live"), base_dir)
     reconnect = read_reconnect(top.section("reconnect"))
     audio = read_audio(top.section("audio"), base_dir)
     camera = read_camera(top.section("camera"), base_dir)
-    gpio = _gpio(top.get("gpio", None), top.get("tools", None), problems)
+    gpio = read_gpio(top)
     logging = read_logging(top.section("logging"))
     health = read_health(top.section("health"))
     top.finish()
@@ -101,33 +100,3 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
             ("audio", "push_to_talk")))
     return AgentConfig(live=live, reconnect=reconnect, audio=audio, camera=camera, gpio=gpio,
                        logging=logging, health=health, source=source)
-
-
-_EXPECTED = re.compile(r"^unknown key(?P<context>.*?); expected one of: (?P<keys>.*)$")
-
-
-def _gpio(gpio: Any, tools: Any, problems: list[ConfigProblem]) -> GpioConfig:
-    if gpio is not None and not isinstance(gpio, Mapping):
-        problems.append(ConfigProblem("must be a table", ("gpio",)))
-        gpio = None
-    if tools is not None and not isinstance(tools, list):
-        problems.append(ConfigProblem("must be an array of tables ([[tools]])", ("tools",)))
-        tools = None
-    try:
-        return parse_gpio(gpio, tools)
-    except ToolConfigError as exc:
-        for p in exc.problems:
-            problems.append(ConfigProblem(_suggest_tool_key(p.loc, p.message), p.loc))
-        return GpioConfig()
-
-
-def _suggest_tool_key(loc: KeyPath, message: str) -> str:
-    """Turn the tools layer's "unknown key; expected one of: ..." into a "did you mean"."""
-    match = _EXPECTED.match(message)
-    if not match or not loc or not isinstance(loc[-1], str):
-        return message
-    known = [k.strip() for k in match.group("keys").split(",") if k.strip()]
-    hint = suggest(loc[-1], known)
-    if hint.startswith("; did you mean"):
-        return f"unknown key{match.group('context')}{hint}"
-    return message

@@ -18,9 +18,9 @@ import contextlib
 import re
 from collections.abc import Iterator
 
-__all__ = ["KeyLines", "KeyPath"]
+from agent.config.problems import KeyPath
 
-KeyPath = tuple[str | int, ...]
+__all__ = ["KeyLines"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR_END = re.compile(r"[,\]}\n#]")

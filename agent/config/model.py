@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.config.media import capture_format
 from agent.tools.spec import GpioConfig, ToolSpec
 
 if TYPE_CHECKING:
-    from agent.media.dsp import CaptureFormat
+    from agent.config.media import CaptureFormat
 
 __all__ = [
     "BACKENDS",
@@ -206,11 +207,7 @@ class AudioConfig:
         Raises ValueError (``MicProfileError``) for a bad profile or an impossible format;
         ``load_config`` has already checked both, so a loaded config does not raise here.
         """
-        from agent.media.dsp import CaptureFormat
-        from agent.media.mics import load_mic_profile
-
-        base = load_mic_profile(self.mic) if self.mic is not None else CaptureFormat()
-        return dataclasses.replace(base, **self.capture_overrides())
+        return capture_format(self.mic, self.capture_overrides())
 
 
 # -- [camera] -------------------------------------------------------------------------------

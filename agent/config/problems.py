@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.config.lines import KeyPath
-from agent.tools.errors import format_key  # the tools layer names its keys the same way
+# The tools layer reads its keys through the same paths, so it defines how they are named.
+from agent.tools.option_reader import KeyPath, format_key
 
 __all__ = ["ConfigError", "ConfigProblem", "KeyPath", "format_key"]
 

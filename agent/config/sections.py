@@ -1,5 +1,5 @@
 """The parsers of the plain sections: [live], [reconnect], [audio], [camera], [logging] and
-[health], each from one `Section` reader to its frozen dataclass.
+[health], each from one `Table` reader to its frozen dataclass.
 
 Each read checks type and range and records a problem instead of stopping, so one pass finds
 every problem; rules between keys of one section (a cap below its base, a key only used with
@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
+from agent.config.media import camera_sources, is_mic_profile_error
 from agent.config.model import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -29,7 +30,7 @@ from agent.config.model import (
     ReconnectConfig,
     SpeechGateConfig,
 )
-from agent.config.reader import Section, describe
+from agent.config.reader import Table, describe
 
 __all__ = ["read_audio", "read_camera", "read_health", "read_live", "read_logging",
            "read_reconnect"]
@@ -43,7 +44,7 @@ _FIREBASE_BACKENDS = ("firebase-google", "firebase-vertex")
 # -- [live] ---------------------------------------------------------------------------------
 
 
-def read_live(s: Section, base_dir: Path) -> LiveConfig:
+def read_live(s: Table, base_dir: Path) -> LiveConfig:
     d = LiveConfig()
     backend = s.text("backend", d.backend, BACKENDS)
     endpoint = s.text("endpoint", None)
@@ -81,7 +82,7 @@ def read_live(s: Section, base_dir: Path) -> LiveConfig:
     return live
 
 
-def _modalities(s: Section) -> tuple[Any, ...]:
+def _modalities(s: Table) -> tuple[Any, ...]:
     raw = s.get("response_modalities", None)
     if raw is None:
         return ("AUDIO",)
@@ -93,7 +94,7 @@ def _modalities(s: Section) -> tuple[Any, ...]:
     return (raw[0],)
 
 
-def _activity_detection(s: Section) -> ActivityDetectionConfig:
+def _activity_detection(s: Table) -> ActivityDetectionConfig:
     sensitivity = ("high", "low")
     vad = ActivityDetectionConfig(
         enabled=s.flag("enabled", True),
@@ -107,7 +108,7 @@ def _activity_detection(s: Section) -> ActivityDetectionConfig:
     return vad
 
 
-def _compression(s: Section) -> CompressionConfig:
+def _compression(s: Table) -> CompressionConfig:
     trigger = s.integer("trigger_tokens", None, 1_000, 2_000_000)
     target = s.integer("target_tokens", None, 0, 2_000_000)
     if trigger is not None and target is not None and target >= trigger:
@@ -118,7 +119,7 @@ def _compression(s: Section) -> CompressionConfig:
     return compression
 
 
-def _credentials(s: Section, base_dir: Path) -> CredentialsConfig:
+def _credentials(s: Table, base_dir: Path) -> CredentialsConfig:
     d = CredentialsConfig()
     key_file = s.text("api_key_file", None)
     credential = s.text("credential", d.credential)
@@ -138,7 +139,7 @@ def _credentials(s: Section, base_dir: Path) -> CredentialsConfig:
 # -- [reconnect] ----------------------------------------------------------------------------
 
 
-def read_reconnect(s: Section) -> ReconnectConfig:
+def read_reconnect(s: Table) -> ReconnectConfig:
     d = ReconnectConfig()
     base = s.number("backoff_base_s", d.backoff_base_s, 0, 60, lo_open=True)
     cap = s.number("backoff_cap_s", d.backoff_cap_s, 0, 3600, lo_open=True)
@@ -160,7 +161,7 @@ def read_reconnect(s: Section) -> ReconnectConfig:
 _FORMATS = {"int16": "int16", "int32": "int32", "S16_LE": "int16", "S32_LE": "int32"}
 
 
-def read_audio(s: Section, base_dir: Path) -> AudioConfig:
+def read_audio(s: Table, base_dir: Path) -> AudioConfig:
     d = AudioConfig()
     channels = s.integer("channels", None, 1, 32)
     fmt = s.text("sample_format", None, tuple(_FORMATS))
@@ -197,18 +198,15 @@ def _mic(name: str, base_dir: Path) -> str | Path:
     return name
 
 
-def _check_capture(audio: AudioConfig, s: Section) -> None:
+def _check_capture(audio: AudioConfig, s: Table) -> None:
     """The mic profile exists and the overrides make a format the converter accepts."""
     try:
         audio.capture_format()
     except ValueError as exc:  # MicProfileError is a ValueError too
-        from agent.media.mics import MicProfileError
-
-        key = "mic" if isinstance(exc, MicProfileError) else None
-        s.problem(key, str(exc))
+        s.problem("mic" if is_mic_profile_error(exc) else None, str(exc))
 
 
-def _audio_input(s: Section, base_dir: Path) -> AudioInput:
+def _audio_input(s: Table, base_dir: Path) -> AudioInput:
     raw = s.get("input", None)
     if raw is None:
         return AudioInput()
@@ -231,7 +229,7 @@ def _audio_input(s: Section, base_dir: Path) -> AudioInput:
     return AudioInput(kind="device", device=None if raw == "default" else raw)
 
 
-def _tone(s: Section, raw: str) -> float:
+def _tone(s: Table, raw: str) -> float:
     if raw == "tone":
         return 440.0
     try:
@@ -260,7 +258,7 @@ def _wav_problem(path: Path) -> str | None:
     return None
 
 
-def _audio_output(s: Section, base_dir: Path) -> AudioOutput:
+def _audio_output(s: Table, base_dir: Path) -> AudioOutput:
     rate = s.integer("rate", None, 8000, 192_000)
     raw = s.get("device", None)
     out = AudioOutput(rate=rate)
@@ -286,7 +284,7 @@ def _audio_output(s: Section, base_dir: Path) -> AudioOutput:
     return out
 
 
-def _speech_gate(s: Section) -> SpeechGateConfig:
+def _speech_gate(s: Table) -> SpeechGateConfig:
     d = SpeechGateConfig()
     gate = SpeechGateConfig(
         enabled=s.flag("enabled", d.enabled),
@@ -302,12 +300,9 @@ def _speech_gate(s: Section) -> SpeechGateConfig:
 # -- [camera] -------------------------------------------------------------------------------
 
 
-_CAMERA_SOURCES = ("picamera2", "v4l2", "test-pattern", "image-folder")
-
-
-def read_camera(s: Section, base_dir: Path) -> CameraConfig:
+def read_camera(s: Table, base_dir: Path) -> CameraConfig:
     d = CameraConfig()
-    source = s.text("source", d.source, _CAMERA_SOURCES)
+    source = s.text("source", d.source, camera_sources())
     for key, kind in (("camera_num", "picamera2"), ("device", "v4l2"), ("path", "image-folder")):
         if s.has(key) and source != kind:
             s.problem(key, f'is only used with source = "{kind}"')
@@ -339,7 +334,7 @@ def read_camera(s: Section, base_dir: Path) -> CameraConfig:
     return camera
 
 
-def _even_side(s: Section, key: str, default: int) -> int:
+def _even_side(s: Table, key: str, default: int) -> int:
     value: int = s.integer(key, default, 16, 4096)
     if value % 2:
         s.problem(key, f"must be an even number of pixels, got {value}")
@@ -350,7 +345,7 @@ def _even_side(s: Section, key: str, default: int) -> int:
 # -- [logging], [health] --------------------------------------------------------------------
 
 
-def read_logging(s: Section) -> LoggingConfig:
+def read_logging(s: Table) -> LoggingConfig:
     d = LoggingConfig()
     config = LoggingConfig(
         level=s.text("level", d.level, ("debug", "info", "warning", "error")),
@@ -360,7 +355,7 @@ def read_logging(s: Section) -> LoggingConfig:
     return config
 
 
-def read_health(s: Section) -> HealthConfig:
+def read_health(s: Table) -> HealthConfig:
     health = HealthConfig(watchdog=s.flag("watchdog", True))
     s.finish()
     return health

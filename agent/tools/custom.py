@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.tools.errors import ConfigProblem, KeyPath, ToolConfigError, ToolError
+from agent.tools.errors import ToolError, ToolSetupError
 from agent.tools.gpio import Action, Actuator
-from agent.tools.kinds import CustomOptions
+from agent.tools.option_reader import KeyPath, format_key
+from agent.tools.options import CustomOptions
 
 __all__ = ["CustomHandler", "ToolContext", "load_entry_point"]
 
@@ -47,22 +48,23 @@ class ToolContext:
 
 
 def load_entry_point(ref: str, loc: KeyPath) -> Callable[..., Any]:
-    """Import ``package.module:function``; raise `ToolConfigError` saying what is wrong."""
+    """Import ``package.module:function``; raise `ToolSetupError` saying what is wrong."""
     module_name, _, attr_path = ref.partition(":")
+    where = format_key(loc)
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure is a config problem here
-        raise ToolConfigError([ConfigProblem(loc, f"cannot import {module_name!r}: "
-                                                  f"{type(exc).__name__}: {exc}")]) from exc
+    except Exception as exc:  # any import-time failure is a setup problem here
+        raise ToolSetupError(f"{where}: cannot import {module_name!r}: "
+                             f"{type(exc).__name__}: {exc}") from exc
     for attr in attr_path.split("."):
         if not hasattr(target, attr):
-            raise ToolConfigError([ConfigProblem(loc, f"{module_name!r} has no {attr_path!r}")])
+            raise ToolSetupError(f"{where}: {module_name!r} has no {attr_path!r}")
         target = getattr(target, attr)
     if not callable(target):
-        raise ToolConfigError([ConfigProblem(loc, f"{ref!r} is not callable")])
+        raise ToolSetupError(f"{where}: {ref!r} is not callable")
     if inspect.iscoroutinefunction(target):
-        raise ToolConfigError([ConfigProblem(loc, f"{ref!r} is async; handlers run in a worker "
-                                                  "thread, so give a plain function")])
+        raise ToolSetupError(f"{where}: {ref!r} is async; handlers run in a worker thread, "
+                             "so give a plain function")
     return target  # type: ignore[no-any-return]
 
 

@@ -1,65 +1,20 @@
 """Exceptions of the tools layer.
 
-Two families: configuration problems found before anything is claimed (`ToolConfigError`,
-which carries every problem with its key path), and errors met while serving a call
-(`ToolError` and its subclasses), whose message is what the model reads in the function
-response.
+Two families: tools that cannot be set up as given (`ToolSetupError`: a pin or a name claimed
+twice, a custom handler that cannot be imported), raised before anything moves; and errors
+met while serving a call (`ToolError` and its subclasses), whose message is what the model
+reads in the function response. Problems in the config file itself are the config layer's,
+reported through the reader a kind reads its keys with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-
-__all__ = [
-    "ArgumentError",
-    "ConfigProblem",
-    "GpioError",
-    "ToolConfigError",
-    "ToolError",
-    "format_key",
-]
-
-KeyPath = tuple[str | int, ...]
+__all__ = ["ArgumentError", "GpioError", "ToolError", "ToolSetupError"]
 
 
-def format_key(loc: KeyPath) -> str:
-    """Render a key path as TOML readers write it: ``("tools", 2, "pin")`` -> ``tools[2].pin``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One problem in the GPIO or tools configuration.
-
-    ``loc`` is the key path inside the config file (``("tools", 2, "pin")``), so the config
-    layer can add the file name and line; ``key`` renders it (``tools[2].pin``).
-    """
-
-    loc: KeyPath
-    message: str
-
-    @property
-    def key(self) -> str:
-        return format_key(self.loc)
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}" if self.loc else self.message
-
-
-class ToolConfigError(ValueError):
-    """The tools or GPIO configuration is invalid; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
-        self.problems: list[ConfigProblem] = list(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the GPIO/tools config:\n{lines}")
+class ToolSetupError(ValueError):
+    """The tools cannot be set up as given; the message names the key (``tools[2].handler:
+    cannot import 'door'``), one line per problem. Whatever was claimed is released again."""
 
 
 class ToolError(Exception):

@@ -1,4 +1,5 @@
-"""GPIO handler kinds on gpiozero: one `Actuator` per configured tool.
+"""GPIO handler kinds on gpiozero: one `Actuator` per configured tool (`agent.tools.kinds`
+registers which kind uses which).
 
 An actuator claims its pins once (`open`, leaving them in the tool's safe state), turns the
 model's validated arguments into an `Action` (`prepare`, on the event loop: anything that can
@@ -27,8 +28,9 @@ from gpiozero import (
 )
 
 from agent.tools.colour import parse_colour, to_hex
-from agent.tools.errors import GpioError, KeyPath, format_key
-from agent.tools.kinds import (
+from agent.tools.errors import GpioError
+from agent.tools.option_reader import KeyPath, format_key
+from agent.tools.options import (
     BuzzerOptions,
     DigitalInputOptions,
     PulseOptions,
@@ -48,7 +50,6 @@ __all__ = [
     "Pwm",
     "RgbLed",
     "Servo",
-    "build_actuator",
     "claim",
 ]
 
@@ -406,24 +407,3 @@ class Buzzer(Actuator):
         if self._opts.tone and on:
             return {"on": True, "frequency_hz": self.device.frequency}
         return {"on": on}
-
-
-_KINDS: dict[str, type[Actuator]] = {
-    "digital_output": DigitalOutput,
-    "pulse": Pulse,
-    "pwm": Pwm,
-    "servo": Servo,
-    "rgb_led": RgbLed,
-    "digital_input": DigitalInput,
-    "buzzer": Buzzer,
-}
-
-
-def build_actuator(spec: ToolSpec, pin_factory: Any = None, *,
-                   loc: KeyPath = ("tools",)) -> Actuator:
-    """The actuator for ``spec.kind`` (not yet opened)."""
-    if spec.kind == "custom":
-        from agent.tools.custom import CustomHandler
-
-        return CustomHandler(spec, pin_factory, loc=loc)
-    return _KINDS[spec.kind](spec, pin_factory, loc=loc)

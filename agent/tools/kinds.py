@@ -1,8 +1,10 @@
-"""The handler kinds: their options and how each kind's config keys are read.
+"""The kinds of tool, registered in one place: `KINDS`.
 
-Each kind's parser (`KIND_PARSERS`) reads the kind-specific keys of one ``[[tools]]`` table
-and generates the JSON schema the model sees, so the declared limits and the enforced limits come
-from the same numbers.
+Each `ToolKind` says how the kind's own keys of a ``[[tools]]`` table are read (its reader,
+handed an `OptionReader`, also generates the JSON schema the model sees, so the declared
+limits and the enforced limits come from the same numbers), which `Actuator` drives it, and
+where each of its pins is written in the table. The config layer checks ``kind`` against
+`KINDS`; adding a kind is one entry here, plus its reader and its actuator.
 """
 
 from __future__ import annotations
@@ -10,114 +12,46 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, cast
 
-from agent.tools._reader import MAX_SECONDS, MISSING, Table, check_pin
 from agent.tools.colour import COLOUR_HELP, parse_colour, to_hex
+from agent.tools.custom import CustomHandler
 from agent.tools.errors import ArgumentError
+from agent.tools.gpio import (
+    Actuator,
+    Buzzer,
+    DigitalInput,
+    DigitalOutput,
+    Pulse,
+    Pwm,
+    RgbLed,
+    Servo,
+)
+from agent.tools.option_reader import MAX_SECONDS, REQUIRED, KeyPath, OptionReader
+from agent.tools.options import (
+    BuzzerOptions,
+    CustomOptions,
+    DigitalInputOptions,
+    DigitalOutputOptions,
+    PulseOptions,
+    PwmOptions,
+    RgbLedOptions,
+    ServoOptions,
+    ToolOptions,
+)
 from agent.tools.schema import check_schema
+from agent.tools.spec import ToolSpec
 
-__all__ = [
-    "KIND_PARSERS",
-    "BuzzerOptions",
-    "CustomOptions",
-    "DigitalInputOptions",
-    "DigitalOutputOptions",
-    "KindResult",
-    "PulseOptions",
-    "PwmOptions",
-    "RgbLedOptions",
-    "ServoOptions",
-    "ToolOptions",
-]
+__all__ = ["KINDS", "KindResult", "ToolKind", "build_actuator"]
 
 _ENTRY_POINT = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-
-
-@dataclass(frozen=True, slots=True)
-class DigitalOutputOptions:
-    """On/off output (lamp, LED, relay held on); ``active_low`` lives on `ToolSpec`."""
-
-
-@dataclass(frozen=True, slots=True)
-class PulseOptions:
-    """Momentary output (a relay that "presses" a button): on for a bounded time, then off."""
-
-    duration_s: float = 0.5
-    min_duration_s: float = 0.05
-    max_duration_s: float = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class PwmOptions:
-    """PWM output (brightness, fan speed); the model sets a value from 0 to ``max_value``."""
-
-    frequency_hz: float = 100.0
-    max_value: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class ServoOptions:
-    """Hobby servo. ``min_angle``/``max_angle`` map onto the pulse widths; the model may only
-    ask for angles within ``limit_min``..``limit_max`` (the configured safe travel)."""
-
-    min_angle: float = -90.0
-    max_angle: float = 90.0
-    limit_min: float = -90.0
-    limit_max: float = 90.0
-    min_pulse_width_s: float = 0.001
-    max_pulse_width_s: float = 0.002
-    frame_width_s: float = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class RgbLedOptions:
-    """RGB LED on three pins (``pins = {red, green, blue}``); ``active_low`` = common anode."""
-
-    pwm: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class DigitalInputOptions:
-    """A readable input: button, door contact, PIR. Reports ``active_label``/``inactive_label``."""
-
-    pull: Literal["up", "down", "floating"] = "up"
-    active_high: bool | None = None  # only with pull = "floating", where it is required
-    bounce_s: float | None = None
-    active_label: str = "active"
-    inactive_label: str = "inactive"
-
-
-@dataclass(frozen=True, slots=True)
-class BuzzerOptions:
-    """Buzzer: an active one switched on/off, or (``tone``) a passive one driven by PWM."""
-
-    tone: bool = False
-    duration_s: float = 0.2
-    max_duration_s: float = 2.0
-    frequency_hz: float = 440.0
-    min_frequency_hz: float = 100.0
-    max_frequency_hz: float = 5000.0
-
-
-@dataclass(frozen=True, slots=True)
-class CustomOptions:
-    """A Python entry point ``module:function`` called as ``function(args, ctx)`` in a worker
-    thread; ``safe_handler`` (optional) is called as ``safe(ctx)`` to restore its safe state."""
-
-    handler: str
-    safe_handler: str | None = None
-
-
-ToolOptions = (
-    DigitalOutputOptions | PulseOptions | PwmOptions | ServoOptions | RgbLedOptions
-    | DigitalInputOptions | BuzzerOptions | CustomOptions
-)
+_ENTRY_POINT_HELP = 'must be an entry point "package.module:function"'
 
 
 @dataclass(slots=True)
 class KindResult:
-    """What a kind parser found: pins by role, options, the generated schema, defaults."""
+    """What a kind's reader found: pins by role, options, the generated schema, defaults."""
 
     pins: dict[str, int]
     options: ToolOptions
@@ -128,6 +62,31 @@ class KindResult:
     min_timeout_s: float = 0.0  # timeout_s must exceed this (the longest allowed action)
 
 
+def _role_key(role: str) -> KeyPath:
+    """A pin written under its role's own key: ``pin = 17``."""
+    return (role,)
+
+
+def _pins_table_key(role: str) -> KeyPath:
+    """A pin written in a ``pins`` table: ``pins = { red = 9, ... }``."""
+    return ("pins", role)
+
+
+def _pins_array_key(role: str) -> KeyPath:
+    """A pin written in a ``pins`` array, its role being its index: ``pins = [5, 6]``."""
+    return ("pins", int(role))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolKind:
+    """One kind of tool: its reader, its actuator, and where a pin role is written in the
+    tool's table (for the messages about pins claimed twice)."""
+
+    read: Callable[[OptionReader], KindResult]
+    actuator: type[Actuator]
+    pin_key: Callable[[str], KeyPath] = _role_key
+
+
 def _obj(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
@@ -135,12 +94,12 @@ def _obj(properties: dict[str, Any], required: Sequence[str] = ()) -> dict[str, 
     return schema
 
 
-def _single_pin(t: Table) -> dict[str, int]:
+def _single_pin(t: OptionReader) -> dict[str, int]:
     pin = t.pin("pin")
     return {} if pin is None else {"pin": pin}
 
 
-def _digital_output(t: Table) -> KindResult:
+def _digital_output(t: OptionReader) -> KindResult:
     pins = _single_pin(t)
     active_low = t.flag("active_low", False)
     safe = t.text("safe_state", "off", ("off", "on"))
@@ -150,7 +109,7 @@ def _digital_output(t: Table) -> KindResult:
     return KindResult(pins, DigitalOutputOptions(), params, active_low, safe)
 
 
-def _pulse(t: Table) -> KindResult:
+def _pulse(t: OptionReader) -> KindResult:
     pins = _single_pin(t)
     active_low = t.flag("active_low", False)
     t.text("safe_state", "off", ("off",))
@@ -164,7 +123,7 @@ def _pulse(t: Table) -> KindResult:
     return KindResult(pins, opts, params, active_low, "off", max_s + 1.0, max_s)
 
 
-def _pwm(t: Table) -> KindResult:
+def _pwm(t: OptionReader) -> KindResult:
     pins = _single_pin(t)
     active_low = t.flag("active_low", False)
     freq = t.number("frequency_hz", 100.0, 0, 100_000, lo_open=True)
@@ -176,7 +135,11 @@ def _pwm(t: Table) -> KindResult:
     return KindResult(pins, PwmOptions(freq, max_value), params, active_low, safe)
 
 
-def _servo(t: Table) -> KindResult:
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _servo(t: OptionReader) -> KindResult:
     pins = _single_pin(t)
     lo = t.number("min_angle", -90.0, -360, 360)
     hi = t.number("max_angle", 90.0, -360, 360)
@@ -186,14 +149,12 @@ def _servo(t: Table) -> KindResult:
     limit_lo, limit_hi = lo, hi
     limits = t.get("limits", None)
     if limits is not None:
-        ok = (isinstance(limits, list) and len(limits) == 2
-              and all(isinstance(v, int | float) and not isinstance(v, bool) for v in limits)
-              and lo <= limits[0] < limits[1] <= hi)
-        if ok:
+        if (isinstance(limits, list) and len(limits) == 2 and all(map(_is_number, limits))
+                and lo <= limits[0] < limits[1] <= hi):
             limit_lo, limit_hi = float(limits[0]), float(limits[1])
         else:
-            t.problem("limits", f"must be [low, high] with {lo:g} <= low < high <= {hi:g} "
-                                f"(got {limits!r})")
+            t.invalid("limits", f"must be [low, high] with {lo:g} <= low < high <= {hi:g}",
+                      limits)
     min_pw = t.number("min_pulse_width_s", 0.001, 0, 0.01, lo_open=True)
     max_pw = t.number("max_pulse_width_s", 0.002, 0, 0.01, lo_open=True)
     frame = t.number("frame_width_s", 0.02, 0, 0.1, lo_open=True)
@@ -207,8 +168,8 @@ def _servo(t: Table) -> KindResult:
             and limit_lo <= safe_raw <= limit_hi:
         safe = float(safe_raw)
     elif safe_raw != "detach":
-        t.problem("safe_state", f'must be "detach" or an angle from {limit_lo:g} to '
-                                f"{limit_hi:g} (got {safe_raw!r})")
+        t.invalid("safe_state", f'must be "detach" or an angle from {limit_lo:g} to '
+                                f"{limit_hi:g}", safe_raw)
     opts = ServoOptions(lo, hi, limit_lo, limit_hi, min_pw, max_pw, frame)
     params = _obj({"angle": {
         "type": "number", "minimum": limit_lo, "maximum": limit_hi,
@@ -216,54 +177,52 @@ def _servo(t: Table) -> KindResult:
     return KindResult(pins, opts, params, False, safe)
 
 
-def _rgb_led(t: Table) -> KindResult:
+def _rgb_led(t: OptionReader) -> KindResult:
     pins: dict[str, int] = {}
-    raw = t.get("pins")
+    raw = t.get("pins", REQUIRED)
     if isinstance(raw, Mapping):
-        sub = Table(raw, (*t.loc, "pins"), t.problems)
+        sub = t.section("pins")
         for role in ("red", "green", "blue"):
             pin = sub.pin(role)
             if pin is not None:
                 pins[role] = pin
         sub.finish()
-    elif raw is not MISSING:
-        t.problem("pins", "must be a table { red = N, green = N, blue = N }")
+    elif raw is not None:
+        t.invalid("pins", "must be a table { red = N, green = N, blue = N }", raw)
     active_low = t.flag("active_low", False)
     pwm = t.flag("pwm", True)
     safe_text = t.text("safe_state", "off")
     try:
         safe = to_hex(parse_colour(safe_text))
     except ArgumentError:
-        t.problem("safe_state", f"must be {COLOUR_HELP} (got {safe_text!r})")
+        t.invalid("safe_state", f"must be {COLOUR_HELP}", safe_text)
         safe = "#000000"
     params = _obj({"colour": {"type": "string", "description": f"The colour: {COLOUR_HELP}."}},
                   ["colour"])
     return KindResult(pins, RgbLedOptions(pwm), params, active_low, safe)
 
 
-def _digital_input(t: Table) -> KindResult:
+def _digital_input(t: OptionReader) -> KindResult:
     pins = _single_pin(t)
     pull = cast(Literal["up", "down", "floating"],
-                t.text("pull", "up", ("up", "down", "floating")) or "up")
+                t.text("pull", "up", ("up", "down", "floating")))
     active_high: bool | None = None
-    if "active_high" in t.raw:
+    if t.has("active_high"):
         active_high = t.flag("active_high", True)
         if pull != "floating":
             t.problem("active_high", 'is only used with pull = "floating" (with a pull '
                                      "resistor the active level follows from it)")
     elif pull == "floating":
         t.problem("active_high", 'is required with pull = "floating"')
-    bounce = t.get("bounce_s", None)
-    if bounce is not None:
-        bounce = t.number("bounce_s", None, 0, 1, lo_open=True)
     opts = DigitalInputOptions(
-        pull=pull, active_high=active_high, bounce_s=bounce,
-        active_label=t.text("active_label", "active") or "active",
-        inactive_label=t.text("inactive_label", "inactive") or "inactive")
+        pull=pull, active_high=active_high,
+        bounce_s=t.number("bounce_s", None, 0, 1, lo_open=True),
+        active_label=t.text("active_label", "active", allow_empty=True) or "active",
+        inactive_label=t.text("inactive_label", "inactive", allow_empty=True) or "inactive")
     return KindResult(pins, opts, None)
 
 
-def _buzzer(t: Table) -> KindResult:
+def _buzzer(t: OptionReader) -> KindResult:
     pins = _single_pin(t)
     active_low = t.flag("active_low", False)
     t.text("safe_state", "off", ("off",))
@@ -285,35 +244,29 @@ def _buzzer(t: Table) -> KindResult:
     return KindResult(pins, opts, _obj(props), active_low, "off", max_s + 1.0, max_s)
 
 
-def _custom(t: Table) -> KindResult:
+def _custom(t: OptionReader) -> KindResult:
     handler = t.text("handler")
-    if handler and not _ENTRY_POINT.fullmatch(handler):
-        t.problem("handler", f'must be an entry point "package.module:function" (got {handler!r})')
-    safe_handler: str | None = t.get("safe_handler", None)
-    if safe_handler is not None and (not isinstance(safe_handler, str)
-                                     or not _ENTRY_POINT.fullmatch(safe_handler)):
-        t.problem("safe_handler", 'must be an entry point "package.module:function" '
-                                  f"(got {safe_handler!r})")
-        safe_handler = None
-    pins: dict[str, int] = {}
-    raw_pins = t.get("pins", [])
-    if isinstance(raw_pins, list):
-        for i, value in enumerate(raw_pins):
-            pin = check_pin(value, (*t.loc, "pins", i), t.problems)
-            if pin is not None:
-                pins[str(i)] = pin
-    else:
-        t.problem("pins", "must be a list of BCM GPIO numbers")
+    if handler is not None and not _ENTRY_POINT.fullmatch(handler):
+        t.invalid("handler", _ENTRY_POINT_HELP, handler)
+    safe_handler: str | None = None
+    raw_safe = t.get("safe_handler", None)
+    if isinstance(raw_safe, str) and _ENTRY_POINT.fullmatch(raw_safe):
+        safe_handler = raw_safe
+    elif raw_safe is not None:
+        t.invalid("safe_handler", _ENTRY_POINT_HELP, raw_safe)
+    pins = {str(i): pin for i, pin in enumerate(t.pin_list("pins"))}
     params: dict[str, Any] | None = None
     raw_params = t.get("parameters", None)
     if raw_params is not None:
-        found = check_schema(raw_params, (*t.loc, "parameters"))
-        t.problems.extend(found)
+        found = check_schema(raw_params, ("parameters",))
+        for path, message in found:
+            t.problem(path, message)
         if not found:
             params = _plain(raw_params)
             if not params.get("properties"):
                 params = None  # the API rejects an object schema without properties
-    return KindResult(pins, CustomOptions(handler, safe_handler), params, default_timeout_s=5.0)
+    return KindResult(pins, CustomOptions(handler or "", safe_handler), params,
+                      default_timeout_s=5.0)
 
 
 def _plain(value: Any) -> Any:
@@ -325,13 +278,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-KIND_PARSERS: dict[str, Callable[[Table], KindResult]] = {
-    "digital_output": _digital_output,
-    "pulse": _pulse,
-    "pwm": _pwm,
-    "servo": _servo,
-    "rgb_led": _rgb_led,
-    "digital_input": _digital_input,
-    "buzzer": _buzzer,
-    "custom": _custom,
-}
+KINDS: Mapping[str, ToolKind] = MappingProxyType({
+    "digital_output": ToolKind(_digital_output, DigitalOutput),
+    "pulse": ToolKind(_pulse, Pulse),
+    "pwm": ToolKind(_pwm, Pwm),
+    "servo": ToolKind(_servo, Servo),
+    "rgb_led": ToolKind(_rgb_led, RgbLed, _pins_table_key),
+    "digital_input": ToolKind(_digital_input, DigitalInput),
+    "buzzer": ToolKind(_buzzer, Buzzer),
+    "custom": ToolKind(_custom, CustomHandler, _pins_array_key),
+})
+"""Every kind of tool by the name ``kind = "..."`` gives it in the config file."""
+
+
+def build_actuator(spec: ToolSpec, pin_factory: Any = None, *,
+                   loc: KeyPath = ("tools",)) -> Actuator:
+    """The actuator for ``spec.kind`` (not yet opened)."""
+    return KINDS[spec.kind].actuator(spec, pin_factory, loc=loc)

@@ -28,13 +28,16 @@ from typing import Any, Literal
 
 import structlog
 
-from agent.tools.errors import ArgumentError, ToolConfigError, ToolError
-from agent.tools.gpio import Action, Actuator, build_actuator
+from agent.tools.claims import find_conflicts
+from agent.tools.errors import ArgumentError, ToolError, ToolSetupError
+from agent.tools.gpio import Action, Actuator
+from agent.tools.kinds import build_actuator
+from agent.tools.option_reader import format_key
 from agent.tools.pins import make_pin_factory
 from agent.tools.ratelimit import SlidingWindowLimiter
 from agent.tools.runner import ThreadRunner
 from agent.tools.schema import validate_arguments
-from agent.tools.spec import GpioConfig, StatusGpioSpec, ToolSpec, check_pin_conflicts
+from agent.tools.spec import GpioConfig, StatusGpioSpec, ToolSpec
 from agent.tools.status import ControlButtons, StatusIndicators
 
 __all__ = ["PinChange", "ToolRegistry"]
@@ -68,7 +71,8 @@ class ToolRegistry:
     ``pin_factory``: a gpiozero pin factory object, a kind for `make_pin_factory`
     (``"mock"``, ``"lgpio"``, ``"default"``), or None for gpiozero's default. ``clock`` (a
     monotonic clock) drives the rate limits. ``cancel_grace_s`` bounds how long a cancelled
-    or timed-out handler gets to notice before its outputs are forced safe.
+    or timed-out handler gets to notice before its outputs are forced safe. A pin or a name
+    claimed twice raises `ToolSetupError` before anything is claimed.
     """
 
     def __init__(
@@ -83,9 +87,10 @@ class ToolRegistry:
         cancel_grace_s: float = 0.5,
         max_workers: int | None = None,
     ) -> None:
-        problems = check_pin_conflicts(specs, status)
-        if problems:
-            raise ToolConfigError(problems)
+        conflicts = find_conflicts(list(enumerate(specs)), status)
+        if conflicts:
+            raise ToolSetupError("\n".join(f"{format_key(key)}: {message}"
+                                           for key, message in conflicts))
         if isinstance(pin_factory, str):
             pin_factory = make_pin_factory(pin_factory, chip)
         self.pin_factory: Any = pin_factory
@@ -125,7 +130,7 @@ class ToolRegistry:
         """Claim every pin (outputs start in their safe state).
 
         ``loop`` (default: the running loop) receives pin-change and button callbacks.
-        Raises `GpioError` if a pin cannot be claimed, `ToolConfigError` if a custom
+        Raises `GpioError` if a pin cannot be claimed, `ToolSetupError` if a custom
         handler cannot be imported; whatever was claimed is released again.
         """
         if self._opened:

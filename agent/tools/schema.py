@@ -18,7 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent.tools.errors import ArgumentError, ConfigProblem, KeyPath
+from agent.tools.errors import ArgumentError
+from agent.tools.option_reader import KeyPath
 
 __all__ = ["SUPPORTED_KEYWORDS", "check_schema", "describe", "validate_arguments"]
 
@@ -180,65 +181,67 @@ def _check_array(schema: Mapping[str, Any], value: Any, path: str, problems: lis
     return [_check(items, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
 
 
-def check_schema(schema: Any, loc: KeyPath) -> list[ConfigProblem]:
-    """Problems with a declared parameters schema (custom tools); empty when it is usable.
+def check_schema(schema: Any, loc: KeyPath) -> list[tuple[KeyPath, str]]:
+    """``(key path, message)`` for each problem with a declared parameters schema (custom
+    tools) at ``loc``; empty when it is usable.
 
     The top level must be an object schema. Unknown keywords are reported, because the
     validator would not enforce them and the model would be told about limits nobody checks.
     """
-    problems: list[ConfigProblem] = []
+    problems: list[tuple[KeyPath, str]] = []
     if not isinstance(schema, Mapping):
-        return [ConfigProblem(loc, "must be a table (a JSON schema object)")]
+        return [(loc, "must be a table (a JSON schema object)")]
     if _type_of(schema) != "object":
-        problems.append(ConfigProblem((*loc, "type"), 'the top level must have type = "object"'))
+        problems.append(((*loc, "type"), 'the top level must have type = "object"'))
     _check_schema_node(schema, loc, problems)
     return problems
 
 
-def _check_schema_node(schema: Mapping[str, Any], loc: KeyPath, out: list[ConfigProblem]) -> None:
+def _check_schema_node(schema: Mapping[str, Any], loc: KeyPath,
+                       out: list[tuple[KeyPath, str]]) -> None:
     for key in schema:
         if key not in SUPPORTED_KEYWORDS:
-            out.append(ConfigProblem((*loc, key), "unsupported schema keyword; supported: "
-                                     + ", ".join(sorted(SUPPORTED_KEYWORDS))))
+            out.append(((*loc, key), "unsupported schema keyword; supported: "
+                        + ", ".join(sorted(SUPPORTED_KEYWORDS))))
     t = _type_of(schema)
     if t not in _TYPES:
-        out.append(ConfigProblem((*loc, "type"), "must be one of " + ", ".join(_TYPES)))
+        out.append(((*loc, "type"), "must be one of " + ", ".join(_TYPES)))
     for key in ("minimum", "maximum"):
         if key in schema and not _is_number(schema[key]):
-            out.append(ConfigProblem((*loc, key), "must be a number"))
+            out.append(((*loc, key), "must be a number"))
     for key in ("minLength", "maxLength", "minItems", "maxItems"):
         v = schema.get(key)
         if key in schema and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            out.append(ConfigProblem((*loc, key), "must be a whole number >= 0"))
+            out.append(((*loc, key), "must be a whole number >= 0"))
     if "enum" in schema and (not isinstance(schema["enum"], list) or not schema["enum"]):
-        out.append(ConfigProblem((*loc, "enum"), "must be a non-empty list"))
+        out.append(((*loc, "enum"), "must be a non-empty list"))
     if "pattern" in schema:
         try:
             re.compile(schema["pattern"])
         except (re.error, TypeError) as exc:
-            out.append(ConfigProblem((*loc, "pattern"), f"is not a valid regex: {exc}"))
+            out.append(((*loc, "pattern"), f"is not a valid regex: {exc}"))
     props = schema.get("properties")
     if props is not None:
         if not isinstance(props, Mapping):
-            out.append(ConfigProblem((*loc, "properties"), "must be a table"))
+            out.append(((*loc, "properties"), "must be a table"))
             props = {}
         for name, sub in props.items():
             if isinstance(sub, Mapping):
                 _check_schema_node(sub, (*loc, "properties", name), out)
             else:
-                out.append(ConfigProblem((*loc, "properties", name), "must be a table"))
+                out.append(((*loc, "properties", name), "must be a table"))
     required = schema.get("required")
     if required is not None:
         if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-            out.append(ConfigProblem((*loc, "required"), "must be a list of property names"))
+            out.append(((*loc, "required"), "must be a list of property names"))
         else:
             for name in required:
                 if not isinstance(props, Mapping) or name not in props:
-                    out.append(ConfigProblem((*loc, "required"), f"names '{name}', "
-                                             "which is not in properties"))
+                    out.append(((*loc, "required"),
+                                f"names '{name}', which is not in properties"))
     items = schema.get("items")
     if items is not None:
         if isinstance(items, Mapping):
             _check_schema_node(items, (*loc, "items"), out)
         else:
-            out.append(ConfigProblem((*loc, "items"), "must be a table"))
+            out.append(((*loc, "items"), "must be a table"))

@@ -22,8 +22,8 @@ import uvloop
 from gpiozero import AngularServo, DigitalOutputDevice, PWMOutputDevice
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from agent.config.gpio import parse_tools
 from agent.tools.registry import ToolRegistry
-from agent.tools.spec import parse_tools
 
 CALLS = 2000
 WARMUP = 200

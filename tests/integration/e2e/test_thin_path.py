@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.config.gpio import parse_tools
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
@@ -24,7 +25,7 @@ from agent.live.types import (
     Tool,
 )
 from agent.media.audio_sim import WavFileSink, WavFileSource
-from agent.tools import ToolRegistry, parse_tools
+from agent.tools import ToolRegistry
 
 
 async def test_spoken_command_moves_a_pin_and_the_reply_is_heard(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from agent.config.gpio import parse_tools
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.faults import Fault
 from agent.emulator.scenario import Scenario
@@ -20,7 +21,7 @@ from agent.live.conversation import dispatcher_handler, start_audio_conversation
 from agent.live.model import GeminiDeveloperBackend, LiveGenerativeModel
 from agent.live.types import FunctionDeclaration, Tool
 from agent.media.audio_sim import NullSink, SilenceSource
-from agent.tools import ToolRegistry, parse_tools
+from agent.tools import ToolRegistry
 
 T = 10.0
 TOOLS: list[dict[str, Any]] = [

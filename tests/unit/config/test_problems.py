@@ -143,18 +143,18 @@ def test_tool_problems_get_lines_and_suggestions(problems_of: Problems) -> None:
         pin = 40
         limits = [-100, 100]
     ''') == [
-        'agent.toml:9: tools[0].activ_low: unknown key for kind \'digital_output\'; '
+        'agent.toml:9: tools[0].activ_low: unknown key for kind "digital_output"; '
         'did you mean "active_low"?',
-        "agent.toml:15: tools[1].pin: must be a BCM GPIO number from 0 to 27 (got 40)",
-        "agent.toml:16: tools[1].limits: must be [low, high] with -90 <= low < high <= 90 "
-        "(got [-100, 100])",
+        "agent.toml:15: tools[1].pin: must be a BCM GPIO number from 0 to 27, got 40",
+        "agent.toml:16: tools[1].limits: must be [low, high] with -90 <= low < high <= 90, "
+        "got [-100, 100]",
     ]
 
 
 def test_gpio_and_tools_of_the_wrong_shape(problems_of: Problems) -> None:
     assert problems_of('gpio = "lgpio"\ntools = 3\n') == [
-        "agent.toml:1: gpio: must be a table",
-        "agent.toml:2: tools: must be an array of tables ([[tools]])",
+        'agent.toml:1: gpio: must be a table, got "lgpio"',
+        "agent.toml:2: tools: must be an array of tables ([[tools]]), got 3",
     ]
 
 

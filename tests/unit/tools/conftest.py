@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from agent.config.gpio import parse_tools
 from agent.tools.registry import ToolRegistry
-from agent.tools.spec import StatusGpioSpec, parse_tools
+from agent.tools.spec import StatusGpioSpec
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from structlog.testing import capture_logs
 
-from agent.tools.errors import GpioError, ToolConfigError
+from agent.config import ConfigError
+from agent.config.gpio import parse_tools
+from agent.tools.errors import GpioError, ToolSetupError
 from agent.tools.registry import ToolRegistry
-from agent.tools.spec import parse_tools
 
 LIGHT = {"name": "porch_light", "description": "Porch light.", "kind": "digital_output",
          "pin": 17}
@@ -314,7 +315,7 @@ async def test_a_quick_reconnect_keeps_the_outputs(build: Any, level: Any) -> No
 
 
 async def test_pins_claimed_twice_are_a_config_error(mock_factory: MockFactory) -> None:
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tools([LIGHT, {**GARAGE, "pin": 17}])
     assert [(p.key, p.message) for p in info.value.problems] == [
         ("tools[1].pin", "GPIO17 is already used by tools[0].pin; each pin can be claimed "
@@ -322,7 +323,7 @@ async def test_pins_claimed_twice_are_a_config_error(mock_factory: MockFactory) 
     # specs built elsewhere are checked again by the registry before anything is claimed
     light, garage = parse_tools([LIGHT, GARAGE])
     clash = dataclasses.replace(garage, pins={"pin": 17})
-    with pytest.raises(ToolConfigError):
+    with pytest.raises(ToolSetupError, match=r"^tools\[1\]\.pin: GPIO17 is already used"):
         ToolRegistry([light, clash], mock_factory)
     assert not mock_factory.pins  # nothing was claimed
 
@@ -375,7 +376,7 @@ async def test_custom_entry_point_runs_with_its_declared_schema(
     assert "'who' must have at most 10 characters" in too_long["error"]
 
 
-async def test_custom_entry_point_problems_are_config_errors(
+async def test_custom_entry_point_problems_are_setup_errors(
         mock_factory: MockFactory, custom_module: Any) -> None:
     mod = custom_module("async def handler(args, ctx):\n    return 1\nVALUE = 3\n")
     for ref, fragment in [(f"{mod}:missing", "has no 'missing'"),
@@ -384,10 +385,10 @@ async def test_custom_entry_point_problems_are_config_errors(
                           ("no_such_module_here:handler", "cannot import")]:
         registry = ToolRegistry(parse_tools([{"name": "x", "description": "X.",
                                               "kind": "custom", "handler": ref}]), mock_factory)
-        with pytest.raises(ToolConfigError) as info:
+        with pytest.raises(ToolSetupError) as info:
             registry.open()
-        assert info.value.problems[0].key == "tools[0].handler"
-        assert fragment in info.value.problems[0].message
+        assert str(info.value).startswith("tools[0].handler: ")
+        assert fragment in str(info.value)
 
 
 async def test_a_pin_that_cannot_be_claimed_is_a_clear_error(mock_factory: MockFactory) -> None:

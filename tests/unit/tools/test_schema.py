@@ -8,6 +8,7 @@ import pytest
 
 from agent.tools.colour import parse_colour, to_hex
 from agent.tools.errors import ArgumentError
+from agent.tools.option_reader import format_key
 from agent.tools.schema import check_schema, validate_arguments
 
 SCHEMA: dict[str, Any] = {
@@ -97,14 +98,15 @@ def test_check_schema_accepts_the_supported_subset() -> None:
 def test_check_schema_rejects_what_would_not_be_enforced() -> None:
     problems = check_schema({"type": "array", "items": 3, "minItems": -1, "anyOf": [],
                              "pattern": "("}, ("tools", 0, "parameters"))
-    assert [p.key for p in problems] == [
+    assert [format_key(path) for path, _ in problems] == [
         "tools[0].parameters.type",
         "tools[0].parameters.anyOf",
         "tools[0].parameters.minItems",
         "tools[0].parameters.pattern",
         "tools[0].parameters.items",
     ]
-    assert check_schema("object", ("p",))[0].message.startswith("must be a table")
+    [(_, message)] = check_schema("object", ("p",))
+    assert message.startswith("must be a table")
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from structlog.testing import capture_logs
 
-from agent.tools.errors import ToolConfigError
+from agent.config.gpio import parse_status_gpio, parse_tools
+from agent.tools.errors import ToolSetupError
 from agent.tools.registry import ToolRegistry
-from agent.tools.spec import StatusGpioSpec, parse_status_gpio, parse_tools
+from agent.tools.spec import StatusGpioSpec
 from agent.tools.status import ButtonEvent, ControlButtons
 
 STATUS = parse_status_gpio({"leds": {"connected": 5, "listening": 6, "error": 19},
@@ -132,6 +133,6 @@ async def test_close_switches_status_leds_off_and_releases_buttons(
 def test_status_pins_cannot_clash_with_tool_pins(mock_factory: MockFactory) -> None:
     tools = parse_tools([{"name": "x", "description": "X.", "kind": "digital_output",
                           "pin": 21}])
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ToolSetupError) as info:
         ToolRegistry(tools, mock_factory, status=STATUS)
-    assert info.value.problems[0].key == "gpio.status.push_to_talk_button"
+    assert str(info.value).startswith("gpio.status.push_to_talk_button: ")

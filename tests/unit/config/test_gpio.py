@@ -1,4 +1,5 @@
-"""Config parsing: typed specs from tomllib dicts, and every problem with its key path."""
+"""[gpio], [gpio.status] and [[tools]]: typed specs from tomllib dicts, and every problem with
+its key path."""
 
 from __future__ import annotations
 
@@ -7,17 +8,10 @@ from typing import Any
 
 import pytest
 
-from agent.tools.spec import (
-    DEFAULT_RATE_LIMIT,
-    BuzzerOptions,
-    PulseOptions,
-    RateLimit,
-    ServoOptions,
-    ToolConfigError,
-    parse_gpio,
-    parse_status_gpio,
-    parse_tools,
-)
+from agent.config import ConfigError
+from agent.config.gpio import parse_gpio, parse_status_gpio, parse_tools
+from agent.tools.options import BuzzerOptions, PulseOptions, ServoOptions
+from agent.tools.spec import DEFAULT_RATE_LIMIT, RateLimit
 
 EXAMPLE = """
 [gpio]
@@ -101,7 +95,7 @@ def parse_example(text: str = EXAMPLE) -> Any:
     return parse_gpio(doc.get("gpio"), doc.get("tools"))
 
 
-def problems_of(exc: pytest.ExceptionInfo[ToolConfigError]) -> list[tuple[str, str]]:
+def problems_in(exc: pytest.ExceptionInfo[ConfigError]) -> list[tuple[str, str]]:
     return [(p.key, p.message) for p in exc.value.problems]
 
 
@@ -149,22 +143,22 @@ def test_defaults_for_an_empty_gpio_table() -> None:
 
 def test_the_same_pin_in_tools_and_status_gpio_is_an_error() -> None:
     text = EXAMPLE.replace("mute_button = 20", "mute_button = 17")
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_example(text)
-    assert problems_of(info) == [
+    assert problems_in(info) == [
         ("gpio.status.mute_button", "GPIO17 is already used by tools[0].pin; each pin can "
                                     "be claimed once")]
 
 
 def test_pins_inside_an_rgb_led_and_custom_pins_are_checked_too() -> None:
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tools([
             {"name": "a", "description": "A.", "kind": "rgb_led",
              "pins": {"red": 1, "green": 2, "blue": 1}},
             {"name": "b", "description": "B.", "kind": "custom", "handler": "m:f",
              "pins": [3, 2]},
         ])
-    assert problems_of(info) == [
+    assert problems_in(info) == [
         ("tools[0].pins.blue", "GPIO1 is already used by tools[0].pins.red; each pin can be "
                                "claimed once"),
         ("tools[1].pins[1]", "GPIO2 is already used by tools[0].pins.green; each pin can be "
@@ -173,26 +167,26 @@ def test_pins_inside_an_rgb_led_and_custom_pins_are_checked_too() -> None:
 
 
 def test_status_leds_sharing_a_pin() -> None:
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_status_gpio({"leds": {"connected": 5, "error": 5}})
-    assert problems_of(info)[0][0] == "gpio.status.leds.error"
+    assert problems_in(info)[0][0] == "gpio.status.leds.error"
 
 
 @pytest.mark.parametrize(
     ("tool", "key", "fragment"),
     [
-        ({"pin": 28}, "tools[0].pin", "must be a BCM GPIO number from 0 to 27 (got 28)"),
+        ({"pin": 28}, "tools[0].pin", "must be a BCM GPIO number from 0 to 27, got 28"),
         ({"pin": True}, "tools[0].pin", "must be a BCM GPIO number"),
         ({"pin": "17"}, "tools[0].pin", "must be a BCM GPIO number"),
-        ({"colour": "red"}, "tools[0].colour", "unknown key for kind 'digital_output'"),
-        ({"safe_state": "maybe"}, "tools[0].safe_state", "must be one of 'off', 'on'"),
+        ({"colour": "red"}, "tools[0].colour", 'unknown key for kind "digital_output"'),
+        ({"safe_state": "maybe"}, "tools[0].safe_state", 'must be one of "off", "on"'),
         ({"name": "porch light"}, "tools[0].name", "must start with a letter"),
         ({"name": "x" * 65}, "tools[0].name", "at most 64 characters"),
         ({"description": "  "}, "tools[0].description", "must say what the function does"),
-        ({"timeout_s": 0}, "tools[0].timeout_s", "must be > 0 and <= 600 (got 0)"),
+        ({"timeout_s": 0}, "tools[0].timeout_s", "must be greater than 0 and at most 600, got 0"),
         ({"timeout_s": "2"}, "tools[0].timeout_s", "must be a number"),
         ({"rate_limit": {"calls": 0, "per_s": 1}}, "tools[0].rate_limit.calls",
-         "must be >= 1"),
+         "must be between 1 and 10000, got 0"),
         ({"rate_limit": {"calls": 2}}, "tools[0].rate_limit.per_s", "is required"),
         ({"rate_limit": {"calls": 2, "per_s": 1, "burst": 3}}, "tools[0].rate_limit.burst",
          "unknown key"),
@@ -203,7 +197,7 @@ def test_status_leds_sharing_a_pin() -> None:
 def test_one_bad_value_gives_one_problem_with_its_key_path(
         tool: dict[str, Any], key: str, fragment: str) -> None:
     base = {"name": "porch_light", "description": "Light.", "kind": "digital_output", "pin": 17}
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tools([{**base, **tool}])
     assert len(info.value.problems) == 1, info.value
     problem = info.value.problems[0]
@@ -218,10 +212,11 @@ def test_one_bad_value_gives_one_problem_with_its_key_path(
         ({"kind": "pulse", "max_duration_s": 1, "timeout_s": 1}, "tools[0].timeout_s",
          "must be longer than the longest action (1 s)"),
         ({"kind": "pulse", "max_duration_s": 1, "duration_s": 3}, "tools[0].duration_s",
-         "must be >= 0.05 and <= 1 (got 3)"),
-        ({"kind": "pulse", "safe_state": "on"}, "tools[0].safe_state", "must be one of 'off'"),
-        ({"kind": "pwm", "safe_state": 1.5}, "tools[0].safe_state", "<= 1 (got 1.5)"),
-        ({"kind": "pwm", "max_value": 0}, "tools[0].max_value", "must be > 0"),
+         "must be between 0.05 and 1, got 3"),
+        ({"kind": "pulse", "safe_state": "on"}, "tools[0].safe_state", 'must be one of "off"'),
+        ({"kind": "pwm", "safe_state": 1.5}, "tools[0].safe_state",
+         "must be between 0 and 1, got 1.5"),
+        ({"kind": "pwm", "max_value": 0}, "tools[0].max_value", "must be greater than 0"),
         ({"kind": "servo", "limits": [-100, 0]}, "tools[0].limits",
          "must be [low, high] with -90 <= low < high <= 90"),
         ({"kind": "servo", "safe_state": 120}, "tools[0].safe_state",
@@ -229,39 +224,39 @@ def test_one_bad_value_gives_one_problem_with_its_key_path(
         ({"kind": "servo", "min_angle": 10, "max_angle": 10}, "tools[0].max_angle",
          "must be greater than min_angle"),
         ({"kind": "buzzer", "tone": True, "frequency_hz": 30000}, "tools[0].frequency_hz",
-         "must be >= 100 and <= 5000"),
+         "must be between 100 and 5000"),
         ({"kind": "buzzer", "frequency_hz": 440}, "tools[0].frequency_hz",
-         "unknown key for kind 'buzzer'"),
+         'unknown key for kind "buzzer"'),
         ({"kind": "digital_input", "safe_state": "off"}, "tools[0].safe_state",
-         "unknown key for kind 'digital_input'"),
+         'unknown key for kind "digital_input"'),
         ({"kind": "digital_input", "pull": "floating"}, "tools[0].active_high",
          'is required with pull = "floating"'),
         ({"kind": "digital_input", "active_high": False}, "tools[0].active_high",
          'is only used with pull = "floating"'),
-        ({"kind": "teleport"}, "tools[0].kind", "must be one of 'digital_output'"),
+        ({"kind": "teleport"}, "tools[0].kind", 'must be one of "digital_output"'),
     ],
 )
 def test_kind_specific_limits(tool: dict[str, Any], key: str, fragment: str) -> None:
     base = {"name": "t", "description": "T.", "pin": 17}
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tools([{**base, **tool}])
     assert [p.key for p in info.value.problems] == [key], info.value
     assert fragment in info.value.problems[0].message
 
 
 def test_rgb_led_problems() -> None:
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tools([{"name": "m", "description": "M.", "kind": "rgb_led",
                       "pins": {"red": 1, "green": 2}, "safe_state": "blurple"}])
-    assert problems_of(info) == [
+    assert problems_in(info) == [
         ("tools[0].pins.blue", "is required"),
         ("tools[0].safe_state", "must be a colour name (e.g. red, orange, warm white), off, "
-                                "#rrggbb, or r,g,b with 0..255 (got 'blurple')"),
+                                '#rrggbb, or r,g,b with 0..255, got "blurple"'),
     ]
 
 
 def test_custom_handler_and_schema_problems() -> None:
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_tools([{"name": "c", "description": "C.", "kind": "custom",
                       "handler": "not an entry point",
                       "parameters": {"type": "object",
@@ -284,7 +279,7 @@ def test_every_problem_is_reported_at_once() -> None:
         {"name": "a", "description": "A again.", "kind": "pwm", "pin": 4},
         {"description": "no name", "kind": "servo", "pin": 99},
     ]
-    with pytest.raises(ToolConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_gpio(doc, tools)
     assert [p.key for p in info.value.problems] == [
         "gpio.pin_factory", "gpio.chip", "gpio.status.leds.connected",
@@ -294,6 +289,6 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_tools_must_be_an_array() -> None:
-    with pytest.raises(ToolConfigError) as info:
-        parse_tools({"name": "x"})  # type: ignore[arg-type]
-    assert problems_of(info) == [("tools", "must be an array of tables ([[tools]])")]
+    with pytest.raises(ConfigError) as info:
+        parse_tools({"name": "x"})
+    assert problems_in(info) == [("tools", "must be an array of tables ([[tools]]), got a table")]

@@ -1,0 +1,199 @@
+"""[gpio], [gpio.status] and [[tools]]: the tools layer's part of the config file.
+
+The keys every tool has (``name``, ``description``, ``kind``, ``rate_limit``,
+``timeout_s``) are read here; a kind's own keys are read by that kind's reader in
+`agent.tools.kinds.KINDS`, handed the tool's `Table`. A pin claimed twice (by two tools, or
+by a tool and the status GPIO) and a name used twice are problems as well.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal, get_args
+
+from agent.config.problems import ConfigError, ConfigProblem
+from agent.config.reader import REQUIRED, Table, describe
+from agent.tools.claims import find_conflicts
+from agent.tools.kinds import KINDS
+from agent.tools.option_reader import MAX_SECONDS
+from agent.tools.spec import (
+    DEFAULT_RATE_LIMIT,
+    STATUS_LEDS,
+    GpioConfig,
+    PinFactoryKind,
+    RateLimit,
+    StatusGpioSpec,
+    ToolSpec,
+)
+
+__all__ = ["parse_gpio", "parse_status_gpio", "parse_tools", "read_gpio"]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
+_NAME_HELP = ("must start with a letter or _ and use only letters, digits, _ . : - "
+              "(at most 64 characters)")
+
+
+def read_gpio(top: Table) -> GpioConfig:
+    """``gpio`` and ``tools`` of the document table ``top``; problems go to its list."""
+    t = top.section("gpio")
+    factory = t.text("pin_factory", "default", get_args(PinFactoryKind))
+    chip = _chip(t)
+    safe_after = t.number("safe_after_disconnect_s", 30.0, 0, 86_400, lo_open=True)
+    status = _status(t.section("status")) if t.has("status") else None
+    t.finish()
+    tools = _tools(top)
+    for path, message in find_conflicts(tools, status):
+        top.problem(path, message)
+    return GpioConfig(pin_factory=factory, chip=chip, safe_after_disconnect_s=safe_after,
+                      status=status, tools=tuple(spec for _, spec in tools))
+
+
+def parse_gpio(gpio: object, tools: object) -> GpioConfig:
+    """``[gpio]`` and ``[[tools]]`` as ``tomllib`` gives them (None: absent).
+
+    Raises:
+        ConfigError: every problem, each with its key path (``tools[2].pin``).
+    """
+    problems: list[ConfigProblem] = []
+    doc = {key: value for key, value in (("gpio", gpio), ("tools", tools)) if value is not None}
+    config = read_gpio(Table(doc, (), problems))
+    _raise_if_any(problems)
+    return config
+
+
+def parse_tools(raw: object) -> list[ToolSpec]:
+    """The ``[[tools]]`` array alone (names and pins checked among the tools).
+
+    Raises:
+        ConfigError: every problem, each with its key path.
+    """
+    problems: list[ConfigProblem] = []
+    top = Table({"tools": raw}, (), problems)
+    tools = _tools(top)
+    for path, message in find_conflicts(tools):
+        top.problem(path, message)
+    _raise_if_any(problems)
+    return [spec for _, spec in tools]
+
+
+def parse_status_gpio(raw: object) -> StatusGpioSpec:
+    """The ``[gpio.status]`` table alone.
+
+    Raises:
+        ConfigError: every problem, each with its key path.
+    """
+    problems: list[ConfigProblem] = []
+    top = Table({}, (), problems)
+    spec = _status(Table(raw, ("gpio", "status"), problems))
+    for path, message in find_conflicts([], spec):
+        top.problem(path, message)
+    _raise_if_any(problems)
+    return spec
+
+
+def _raise_if_any(problems: list[ConfigProblem]) -> None:
+    if problems:
+        raise ConfigError(problems)
+
+
+def _chip(t: Table) -> int | Literal["auto"]:
+    raw = t.get("chip", "auto")
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= 63:
+        return raw
+    if raw != "auto":
+        t.invalid("chip", 'must be "auto" or a gpiochip number 0..63', raw)
+    return "auto"
+
+
+def _status(t: Table) -> StatusGpioSpec:
+    leds: dict[str, int] = {}
+    raw_leds = t.get("leds", {})
+    if isinstance(raw_leds, Mapping):
+        sub = t.section("leds")
+        for name in STATUS_LEDS:
+            pin = sub.pin(name, None)
+            if pin is not None:
+                leds[name] = pin
+        sub.finish()
+    else:
+        t.invalid("leds", "must be a table { connected = N, listening = N, speaking = N, "
+                          "error = N }", raw_leds)
+    bounce = t.number("bounce_s", 0.05, 0, 1, lo_open=True)
+    spec = StatusGpioSpec(
+        leds=leds,
+        leds_active_low=t.flag("leds_active_low", False),
+        mute_button=t.pin("mute_button", None),
+        mute_mode=t.text("mute_mode", "toggle", ("toggle", "switch")),
+        push_to_talk_button=t.pin("push_to_talk_button", None),
+        buttons_pull_up=t.flag("buttons_pull_up", True),
+        bounce_s=bounce,
+    )
+    t.finish()
+    return spec
+
+
+def _tools(top: Table) -> list[tuple[int, ToolSpec]]:
+    """The tools that were read without a problem, each with its index in the array."""
+    raw = top.get("tools", None)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        top.invalid("tools", "must be an array of tables ([[tools]])", raw)
+        return []
+    out: list[tuple[int, ToolSpec]] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            top.invalid(("tools", i), "must be a table ([[tools]])", item)
+            continue
+        spec = _tool(Table(item, (*top.loc, "tools", i), top.problems))
+        if spec is not None:
+            out.append((i, spec))
+    return out
+
+
+def _tool(t: Table) -> ToolSpec | None:
+    start = len(t.problems)
+    name = t.text("name")
+    if name is not None and not _NAME.fullmatch(name):
+        t.invalid("name", _NAME_HELP, name)
+    written = t.text("description", REQUIRED, allow_empty=True)
+    description = (written or "").strip()
+    if written is not None and not description:
+        t.problem("description", "must say what the function does (the model reads it)")
+    kind = t.text("kind", REQUIRED, tuple(KINDS))
+    rate_limit = _rate_limit(t)
+    if kind is None:
+        return None  # kind-specific keys cannot be judged without a kind
+    result = KINDS[kind].read(t)
+    timeout = t.number("timeout_s", result.default_timeout_s, 0, MAX_SECONDS, lo_open=True)
+    if timeout <= result.min_timeout_s:
+        t.problem("timeout_s", f"must be longer than the longest action "
+                               f"({result.min_timeout_s:g} s)")
+    t.finish(f" for kind {describe(kind)}")
+    if name is None or len(t.problems) > start:
+        return None
+    return ToolSpec(
+        name=name, description=description, kind=kind, pins=result.pins,
+        options=result.options, parameters=result.parameters, active_low=result.active_low,
+        safe_state=result.safe_state, rate_limit=rate_limit, timeout_s=timeout)
+
+
+def _rate_limit(t: Table) -> RateLimit | None:
+    raw = t.get("rate_limit", None)
+    if raw is None:
+        return DEFAULT_RATE_LIMIT
+    if raw is False:  # explicitly unlimited
+        return None
+    if not isinstance(raw, Mapping):
+        t.invalid("rate_limit", "must be a table { calls = N, per_s = S } or false", raw)
+        return DEFAULT_RATE_LIMIT
+    sub = t.section("rate_limit")
+    calls = sub.number("calls", REQUIRED, 1, 10_000)
+    per_s = sub.number("per_s", REQUIRED, 0, 86_400, lo_open=True)
+    sub.finish()
+    if calls is not None and not calls.is_integer():
+        sub.invalid("calls", "must be a whole number", calls)
+    if calls is None or per_s is None:
+        return DEFAULT_RATE_LIMIT  # reported: the tool is not built
+    return RateLimit(calls=int(calls), per_s=per_s)
