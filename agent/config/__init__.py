@@ -20,10 +20,13 @@ Typical use (``edge-agent run`` / ``check-config``)::
 On SIGHUP, `diff_sections` names the sections whose settings changed, so only those parts
 restart. Every key is documented in ``agent.example.toml`` (`example_config_text`).
 
-The config reads and checks; it builds nothing. The modules: `load` (files, TOML, line
-numbers), `document` (the whole file), `sections` (one parser per section), `reader`
-(typed reads that collect problems), `lines` (key -> line), `problems`, `model` (the
-dataclasses), `credentials` (the API key, never in the file).
+The config reads and checks; it builds nothing. It is read against the declarations of the
+layers it configures (the tool kinds, the camera sources, the mic profiles), and never
+imports the Live client. The modules: `load` (files, TOML, line numbers), `syntax` (TOML
+syntax errors in plain words), `document` (the whole file), `sections` (one parser per
+plain section), `gpio` (``[gpio]`` and ``[[tools]]``), `reader` (typed reads that collect
+problems), `lines` (key -> line), `problems`, `model` (the dataclasses), `media` (what it
+reads from the media layer), `credentials` (the API key, never in the file).
 """
 
 from agent.config.credentials import EMULATOR_API_KEY, MissingCredentialError, load_api_key

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -20,6 +19,7 @@ from agent.config.document import build_config
 from agent.config.lines import KeyLines
 from agent.config.model import AgentConfig
 from agent.config.problems import ConfigError, ConfigProblem
+from agent.config.syntax import syntax_problem
 
 __all__ = [
     "CONFIG_ENV",
@@ -34,7 +34,6 @@ __all__ = [
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/agent.toml")
 CONFIG_ENV = "EDGE_AGENT_CONFIG"
 _EXAMPLE = "agent.example.toml"
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)")
 
 
 def resolve_config_path(path: str | os.PathLike[str] | None = None,
@@ -90,12 +89,7 @@ def parse_config(text: str, *, source: str | os.PathLike[str] | None = None,
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = _TOML_POSITION.search(message)
-        line = int(match.group(1)) if match else None
-        message = _TOML_POSITION.sub("", message)
-        raise ConfigError([ConfigProblem(f"not valid TOML: {message}", file=name, line=line)]
-                          ) from None
+        raise ConfigError([syntax_problem(exc, text, name)]) from None
     if base_dir is None:
         base_dir = Path(source).absolute().parent if source is not None else Path.cwd()
     problems: list[ConfigProblem] = []
