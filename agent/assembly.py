@@ -10,10 +10,18 @@ from typing import Any
 
 from agent.config_model import AudioConfig, CameraConfig
 from agent.live.conversation import AudioSink, AudioSource
-from agent.media.audio import AudioCapture, AudioPlayback, apply_echo_policy
-from agent.media.audio_sim import NullSink, SilenceSource, ToneSource, WavFileSink, WavFileSource
+from agent.media.audio import (
+    AudioCapture,
+    AudioPlayback,
+    NullSink,
+    SilenceSource,
+    ToneSource,
+    WavFileSink,
+    WavFileSource,
+    apply_echo_policy,
+)
+from agent.media.audio.convert import VoiceActivityDetector
 from agent.media.camera import CameraStream, make_frame_source
-from agent.media.dsp import VoiceActivityDetector
 
 
 def build_audio_source(audio: AudioConfig) -> Any:

@@ -280,7 +280,7 @@ def _check_capture(audio: AudioConfig, s: Section) -> None:
     try:
         audio.capture_format()
     except ValueError as exc:  # MicProfileError is a ValueError too
-        from agent.media.mics import MicProfileError
+        from agent.media.audio import MicProfileError
 
         key = "mic" if isinstance(exc, MicProfileError) else None
         s.problem(key, str(exc))
@@ -380,12 +380,11 @@ def _speech_gate(s: Section) -> SpeechGateConfig:
 # -- [camera] -------------------------------------------------------------------------------
 
 
-_CAMERA_SOURCES = ("picamera2", "v4l2", "test-pattern", "image-folder")
-
-
 def _camera(s: Section, base_dir: Path) -> CameraConfig:
+    from agent.media.camera import SOURCES
+
     d = CameraConfig()
-    source = s.text("source", d.source, _CAMERA_SOURCES)
+    source = s.text("source", d.source, tuple(SOURCES))
     for key, kind in (("camera_num", "picamera2"), ("device", "v4l2"), ("path", "image-folder")):
         if s.has(key) and source != kind:
             s.problem(key, f'is only used with source = "{kind}"')

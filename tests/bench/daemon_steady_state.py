@@ -34,7 +34,7 @@ from page_cache import evict_shared_libraries  # beside this script
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
-from agent.media.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa
+from agent.media.audio.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa
 
 # The daemon reads the mic 40 ms at a time; ALSA's plug then reads 40 ms of the 16 kHz feed.
 FEED_BLOCK = 1280
@@ -143,7 +143,7 @@ def bare_interpreter_rss(init_portaudio: bool = False) -> float:
         "import numpy, websockets, structlog, pyaudio, soxr, simplejpeg, gpiozero, orjson, "
         "pybase64, uvloop, pathlib; "
         + (
-            "from agent.media.audio_devices import PortAudio; host = PortAudio(); "
+            "from agent.media.audio.devices import PortAudio; host = PortAudio(); "
             if init_portaudio
             else ""
         )

@@ -15,7 +15,7 @@ import structlog
 from agent.live.conversation import start_audio_conversation
 from agent.live.errors import LiveErrorCode, LiveSessionError
 from agent.live.types import FunctionCall, FunctionResponse
-from agent.media.dsp import VoiceActivityDetector
+from agent.media.audio.convert import VoiceActivityDetector
 
 from .conftest import ScriptedServer
 
