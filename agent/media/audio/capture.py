@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from agent.media.audio.convert import CaptureConverter, CaptureFormat
+from agent.media.audio.device_thread import DeviceThread
 from agent.media.audio.devices import AudioDeviceError, PortAudio
 
 log = structlog.get_logger(__name__)
@@ -187,15 +188,19 @@ class AudioCapture:
         self.read_frames = max(1, self.fmt.rate * (read_ms or chunk_ms) // 1000)
         self.converter = CaptureConverter(self.fmt, out_rate, chunk_ms)
         self._queue = DropOldestQueue(max(1, queue_ms // chunk_ms))
-        self._reopen_initial_s = reopen_initial_s
-        self._reopen_max_s = reopen_max_s
-        self._open_input = open_input or (
-            lambda: PyAudioInput(self.device, self.fmt, self.read_frames)
+        open_stream = open_input or (lambda: PyAudioInput(self.device, self.fmt, self.read_frames))
+        self._thread = DeviceThread(
+            "audio-capture",
+            "audio.capture",
+            device,
+            open_stream=open_stream,
+            serve=self._serve,
+            wake=lambda: self._queue.put(b""),  # wake chunks() so it can notice the stop
+            on_exit=self._log_stopped,
+            reopen_initial_s=reopen_initial_s,
+            reopen_max_s=reopen_max_s,
         )
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_drop_log = 0.0
-        self.reopens = 0
         self.chunks_captured = 0
         self.connected = False
 
@@ -204,25 +209,21 @@ class AudioCapture:
         """Chunks dropped because the consumer did not keep up."""
         return self._queue.dropped
 
+    @property
+    def reopens(self) -> int:
+        """Device reopen attempts after a failure."""
+        return self._thread.reopens
+
     async def start(self) -> None:
         """Start the reader thread (idempotent)."""
-        if self._thread is not None:
+        if self._thread.running:
             return
         self._queue.bind(asyncio.get_running_loop())
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="audio-capture", daemon=True)
         self._thread.start()
 
     async def stop(self, join_s: float = 2.0) -> None:
         """Stop the reader thread; waits at most ``join_s`` seconds for the device to let go."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stopping.set()
-        self._queue.put(b"")  # wake chunks() so it can notice the stop
-        await asyncio.to_thread(thread.join, join_s)
-        if thread.is_alive():
-            log.warning("audio.capture.stop_timeout", device=self.device, waited_s=join_s)
+        await self._thread.stop(join_s)
 
     async def __aenter__(self) -> AudioCapture:
         await self.start()
@@ -234,57 +235,33 @@ class AudioCapture:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Yield chunks as they are captured, until ``stop()``; starts capture if needed."""
         await self.start()
-        while not self._stopping.is_set():
+        while not self._thread.stopping.is_set():
             chunk = await self._queue.get(wait_s=0.5)
             if chunk:  # None on timeout, b"" as the stop wake-up
                 yield chunk
 
-    def _run(self) -> None:
-        backoff = self._reopen_initial_s
-        while not self._stopping.is_set():
-            try:
-                stream = self._open_input()
-            except Exception as exc:  # any device or library error: log, wait, retry
-                self.reopens += 1
-                log.warning(
-                    "audio.capture.open_failed",
-                    device=self.device,
-                    error=str(exc),
-                    retry_in_s=backoff,
-                )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self._reopen_max_s)
-                continue
-            opened_at = time.monotonic()
-            self.connected = True
-            log.info(
-                "audio.capture.opened",
-                device=self.device,
-                rate=self.fmt.rate,
-                channels=self.fmt.channels,
-                format=self.fmt.sample_format,
-            )
-            self.converter.reset()
-            try:
-                self._pump(stream)
-            except Exception as exc:
-                log.warning("audio.capture.read_failed", device=self.device, error=str(exc))
-            finally:
-                self.connected = False
-                with contextlib.suppress(Exception):
-                    stream.close()
-            if self._stopping.is_set():
-                break
-            if time.monotonic() - opened_at > 5 * self._reopen_initial_s:
-                backoff = self._reopen_initial_s  # it worked for a while: start over
-            self.reopens += 1
-            log.info("audio.capture.reopening", device=self.device, retry_in_s=backoff)
-            self._stopping.wait(backoff)
-            backoff = min(backoff * 2, self._reopen_max_s)
+    def _serve(self, stream: PcmInput) -> None:
+        self.connected = True
+        log.info(
+            "audio.capture.opened",
+            device=self.device,
+            rate=self.fmt.rate,
+            channels=self.fmt.channels,
+            format=self.fmt.sample_format,
+        )
+        self.converter.reset()
+        try:
+            self._pump(stream)
+        except Exception as exc:
+            log.warning("audio.capture.read_failed", device=self.device, error=str(exc))
+        finally:
+            self.connected = False
+
+    def _log_stopped(self) -> None:
         log.info("audio.capture.stopped", device=self.device, dropped=self.dropped)
 
     def _pump(self, stream: PcmInput) -> None:
-        while not self._stopping.is_set():
+        while not self._thread.stopping.is_set():
             raw = stream.read(self.read_frames)
             if not raw:
                 raise AudioDeviceError("device returned no data")

@@ -11,7 +11,6 @@ at most one block in flight.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from agent.media.audio.convert import PlaybackConverter
+from agent.media.audio.device_thread import DeviceThread
 from agent.media.audio.devices import AudioDeviceError, PortAudio
 from agent.media.audio.jitter import JitterBuffer
 
@@ -136,12 +136,17 @@ class AudioPlayback:
         self._block_bytes = input_rate * block_ms // 1000 * 2
         self._buffer = JitterBuffer(input_rate * 2, 2, max_s=buffer_s, prebuffer_ms=prebuffer_ms)
         self._rate_adapters: dict[int, PlaybackConverter] = {}
-        self._open_output = open_output or (
-            lambda: PyAudioOutput(self.device, rate, channels, block_ms)
+        open_stream = open_output or (lambda: PyAudioOutput(self.device, rate, channels, block_ms))
+        self._thread = DeviceThread(
+            "audio-playback",
+            "audio.playback",
+            device,
+            open_stream=open_stream,
+            serve=self._serve,
+            wake=self._buffer.clear,  # queued audio is dropped
+            reopen_initial_s=reopen_initial_s,
+            reopen_max_s=reopen_max_s,
         )
-        self._reopen_initial_s, self._reopen_max_s = reopen_initial_s, reopen_max_s
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._opened = threading.Event()
         self._reset_converter = False
         self._odd = b""
@@ -199,24 +204,14 @@ class AudioPlayback:
 
     async def start(self, open_wait_s: float = 5.0) -> None:
         """Start the writer thread and wait (bounded) for the device to open."""
-        if self._thread is not None:
+        if not self._thread.start():
             return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="audio-playback", daemon=True)
-        self._thread.start()
         if not await asyncio.to_thread(self._opened.wait, open_wait_s):
             log.warning("audio.playback.not_ready", device=self.device, waited_s=open_wait_s)
 
     async def stop(self, join_s: float = 2.0) -> None:
         """Stop the writer thread; queued audio is dropped."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stopping.set()
-        self._buffer.clear()
-        await asyncio.to_thread(thread.join, join_s)
-        if thread.is_alive():
-            log.warning("audio.playback.stop_timeout", device=self.device, waited_s=join_s)
+        await self._thread.stop(join_s)
 
     async def __aenter__(self) -> AudioPlayback:
         await self.start()
@@ -228,45 +223,25 @@ class AudioPlayback:
     def _tail_s(self) -> float:
         return self.block_ms / 1000.0 + self.output_latency_s
 
-    def _run(self) -> None:
-        backoff = self._reopen_initial_s
-        while not self._stopping.is_set():
-            try:
-                out = self._open_output()
-            except Exception as exc:
-                log.warning(
-                    "audio.playback.open_failed",
-                    device=self.device,
-                    error=str(exc),
-                    retry_in_s=backoff,
-                )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self._reopen_max_s)
-                continue
-            self.output_rate, self.output_channels = out.rate, out.channels
-            self.output_latency_s = out.latency_s
-            log.info(
-                "audio.playback.opened",
-                device=self.device,
-                rate=out.rate,
-                channels=out.channels,
-                latency_ms=round(out.latency_s * 1000, 1),
-            )
-            self._opened.set()
-            backoff = self._reopen_initial_s
-            try:
-                self._pump(out, PlaybackConverter(self.input_rate, out.rate, out.channels))
-            except Exception as exc:
-                log.warning("audio.playback.write_failed", device=self.device, error=str(exc))
-            finally:
-                with contextlib.suppress(Exception):
-                    out.close()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff)
+    def _serve(self, out: PcmOutput) -> None:
+        self.output_rate, self.output_channels = out.rate, out.channels
+        self.output_latency_s = out.latency_s
+        log.info(
+            "audio.playback.opened",
+            device=self.device,
+            rate=out.rate,
+            channels=out.channels,
+            latency_ms=round(out.latency_s * 1000, 1),
+        )
+        self._opened.set()
+        try:
+            self._pump(out, PlaybackConverter(self.input_rate, out.rate, out.channels))
+        except Exception as exc:
+            log.warning("audio.playback.write_failed", device=self.device, error=str(exc))
 
     def _pump(self, out: PcmOutput, converter: PlaybackConverter) -> None:
         playing = False
-        while not self._stopping.is_set():
+        while not self._thread.stopping.is_set():
             block = self._buffer.pull(self._block_bytes)
             if self._reset_converter:  # flushed: forget the old tail instead of playing it
                 self._reset_converter = False
