@@ -7,11 +7,11 @@ evens out sensor noise, and the whole thing touches about 12k pixels whatever th
 from __future__ import annotations
 
 import numpy as np
-import simplejpeg
 from numpy.typing import NDArray
 
-from agent.media.camera.frames import CameraError, Frame, JpegFrame, YuvFrame
+from agent.media.camera.frames import Frame, JpegFrame, YuvFrame
 from agent.media.camera.image import luma_of_rgb
+from agent.media.camera.jpeg import decode_jpeg
 
 THUMB_WIDTH = 32
 THUMB_HEIGHT = 24
@@ -23,17 +23,7 @@ def luma_thumbnail(frame: Frame) -> NDArray[np.float32]:
     sample_h, sample_w = THUMB_HEIGHT * _SAMPLES, THUMB_WIDTH * _SAMPLES
     if isinstance(frame, JpegFrame):
         # libjpeg-turbo decodes at 1/2, 1/4 or 1/8 scale straight from the DCT: cheap.
-        try:
-            plane = simplejpeg.decode_jpeg(
-                frame.data,
-                colorspace="GRAY",
-                fastdct=True,
-                fastupsample=True,
-                min_height=sample_h,
-                min_width=sample_w,
-            )[..., 0]
-        except ValueError as exc:
-            raise CameraError(f"camera sent a frame that is not a valid JPEG: {exc}") from exc
+        plane = decode_jpeg(frame.data, sample_w, sample_h, gray=True)
         samples = _sample_grid(plane, sample_h, sample_w).astype(np.float32)
     elif isinstance(frame, YuvFrame):
         samples = _sample_grid(frame.y, sample_h, sample_w).astype(np.float32)

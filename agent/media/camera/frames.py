@@ -60,7 +60,7 @@ class JpegFrame:
         try:
             height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         except ValueError as exc:
-            raise CameraError(f"camera sent a frame that is not a valid JPEG: {exc}") from exc
+            raise CameraError(f"camera frame is not a valid JPEG: {exc}") from exc
         return cls(data=bytes(data), width=int(width), height=int(height))
 
 

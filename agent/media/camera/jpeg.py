@@ -1,4 +1,4 @@
-"""JPEG encoding with libjpeg-turbo through simplejpeg (the encoder picamera2 itself uses)."""
+"""JPEG in and out with libjpeg-turbo through simplejpeg (the codec picamera2 itself uses)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import simplejpeg
 from numpy.typing import NDArray
 
-from agent.media.camera.frames import Frame, JpegFrame, YuvFrame
+from agent.media.camera.frames import CameraError, Frame, JpegFrame, YuvFrame
 
 
 class JpegEncoder:
@@ -56,3 +56,28 @@ def _contiguous_rows(array: NDArray[np.uint8]) -> NDArray[np.uint8]:
     ):
         return np.ascontiguousarray(array)
     return array
+
+
+def decode_jpeg(
+    data: bytes, min_width: int, min_height: int, *, gray: bool = False, what: str = "camera frame"
+) -> NDArray[np.uint8]:
+    """Decode ``data`` at the smallest DCT scale (1/1 to 1/8) that still covers the size asked.
+
+    Scaling inside the decoder is what makes a large JPEG cheap to look at small. Returns an
+    ``(H, W, 3)`` RGB array, or an ``(H, W)`` luma plane with ``gray``; the image is at least
+    ``min_width`` x ``min_height`` when the JPEG is, so the caller fits it to the exact size.
+
+    Raises:
+        CameraError: ``data`` is not a JPEG image; the message calls it ``what``.
+    """
+    try:
+        image = simplejpeg.decode_jpeg(
+            data,
+            colorspace="GRAY" if gray else "RGB",
+            fastdct=True,
+            min_height=min_height,
+            min_width=min_width,
+        )
+    except ValueError as exc:
+        raise CameraError(f"{what} is not a valid JPEG: {exc}") from exc
+    return np.asarray(image[..., 0] if gray else image, dtype=np.uint8)

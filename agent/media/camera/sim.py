@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import simplejpeg
 
 from agent.media.camera.frames import CameraError, CameraUnavailable, RgbFrame
 from agent.media.camera.image import fit_rgb
+from agent.media.camera.jpeg import decode_jpeg
 
 # 5x7 glyphs for the clock text: one string per row, '#' is ink.
 _GLYPHS: dict[str, tuple[str, ...]] = {
@@ -161,15 +161,7 @@ def _load_rgb(path: Path, width: int, height: int) -> RgbFrame:
         raise CameraError(f"cannot read image {path}: {exc.strerror}") from exc
     if path.suffix.lower() == ".png":
         return _load_png(path, data)
-    try:
-        return np.asarray(
-            simplejpeg.decode_jpeg(
-                data, colorspace="RGB", fastdct=True, min_height=height, min_width=width
-            ),
-            dtype=np.uint8,
-        )
-    except ValueError as exc:
-        raise CameraError(f"image {path} is not a valid JPEG: {exc}") from exc
+    return decode_jpeg(data, width, height, what=f"image {path}")
 
 
 def _load_png(path: Path, data: bytes) -> RgbFrame:

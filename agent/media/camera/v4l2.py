@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import simplejpeg
 import structlog
 
 from agent.media.camera.frames import CameraError, CameraUnavailable, Frame, JpegFrame
 from agent.media.camera.image import fit_rgb, yuyv_to_i420
+from agent.media.camera.jpeg import decode_jpeg
 
 log = structlog.get_logger(__name__)
 
@@ -473,7 +473,7 @@ class V4L2Source:
         if fmt.pixel_format in (PIX_FMT_MJPEG, PIX_FMT_JPEG):
             if exact:
                 return JpegFrame.from_bytes(data)
-            return fit_rgb(_decode_mjpeg(data, width, height), width, height)
+            return fit_rgb(decode_jpeg(data, width, height), width, height)
         if fmt.pixel_format == PIX_FMT_YUYV:
             stride = fmt.bytes_per_line or fmt.width * 2
             if len(data) < stride * fmt.height:
@@ -509,18 +509,6 @@ def choose_format(dev: V4L2Device, width: int, height: int) -> tuple[int, tuple[
     fmt = preference[0]
     largest = max(offered[fmt], key=lambda s: s[0] * s[1], default=(width, height))
     return fmt, largest
-
-
-def _decode_mjpeg(data: bytes, width: int, height: int) -> np.ndarray:
-    try:
-        return np.asarray(
-            simplejpeg.decode_jpeg(
-                data, colorspace="RGB", fastdct=True, min_height=height, min_width=width
-            ),
-            dtype=np.uint8,
-        )
-    except ValueError as exc:
-        raise CameraError(f"camera sent a frame that is not a valid JPEG: {exc}") from exc
 
 
 def _i420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from agent.media.camera import (
 from agent.media.camera.change import ChangeDetector, luma_thumbnail
 from agent.media.camera.frames import frame_size
 from agent.media.camera.image import fit_rgb, luma_of_rgb, yuyv_to_i420
-from agent.media.camera.jpeg import JpegEncoder
+from agent.media.camera.jpeg import JpegEncoder, decode_jpeg
 from agent.media.camera.picamera2 import Picamera2Source
 from agent.media.camera.sim import ImageFolderSource, TestPatternSource, draw_text
 from agent.media.camera.v4l2 import V4L2Source
@@ -204,6 +204,18 @@ def test_jpeg_from_rgb_decodes_close_to_the_original() -> None:
     assert simplejpeg.decode_jpeg_header(jpeg) == (576, 768, "YCbCr", "420")
     error = np.abs(simplejpeg.decode_jpeg(jpeg).astype(int) - image.astype(int)).mean()
     assert error < 6
+
+
+def test_jpeg_decodes_at_the_smallest_scale_that_covers_the_size() -> None:
+    image = photo_like(640, 480)
+    jpeg = JpegEncoder(quality=90).encode(image)
+    assert decode_jpeg(jpeg, 640, 480).shape == (480, 640, 3)
+    assert decode_jpeg(jpeg, 300, 200).shape == (240, 320, 3)  # 1/2: 1/4 would be too small
+    luma = decode_jpeg(jpeg, 80, 60, gray=True)
+    assert luma.shape == (60, 80) and luma.dtype == np.uint8  # 1/8, one plane
+    assert abs(float(luma.mean()) - float(luma_of_rgb(image).mean())) < 3
+    with pytest.raises(CameraError, match=r"image x\.jpg is not a valid JPEG"):
+        decode_jpeg(b"\xff\xd8 torn", 80, 60, what="image x.jpg")
 
 
 def test_jpeg_from_yuv_planes_matches_the_rgb_it_came_from() -> None:
