@@ -6,7 +6,8 @@ S16LE with ``write()`` and drop everything queued with ``flush()``. Real devices
 :class:`ToneSource`, :class:`SilenceSource`, :class:`WavFileSink`, :class:`NullSink`) are
 interchangeable. A mic's native format is a :class:`CaptureFormat`, usually read from one of the
 shipped profiles with :func:`load_mic_profile`. :func:`apply_echo_policy` keeps the model from
-hearing itself (see :mod:`agent.media.audio.echo`).
+hearing itself (see :mod:`agent.media.audio.echo`); :class:`EnergySpeechDetector` tells speech
+from background noise.
 """
 
 from agent.media.audio.capture import AudioCapture
@@ -16,6 +17,7 @@ from agent.media.audio.echo import HalfDuplexGate, apply_echo_policy
 from agent.media.audio.mics import MicProfileError, available_mic_profiles, load_mic_profile
 from agent.media.audio.playback import AudioPlayback
 from agent.media.audio.sim import NullSink, SilenceSource, ToneSource, WavFileSink, WavFileSource
+from agent.media.audio.speech import EnergySpeechDetector
 from agent.media.audio.wavfile import WavFormatError
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "AudioDeviceInfo",
     "AudioPlayback",
     "CaptureFormat",
+    "EnergySpeechDetector",
     "HalfDuplexGate",
     "MicProfileError",
     "NullSink",
