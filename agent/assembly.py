@@ -10,10 +10,18 @@ from typing import Any
 
 from agent.config.model import AudioConfig, CameraConfig
 from agent.live.conversation import AudioSink, AudioSource
-from agent.media.audio import AudioCapture, AudioPlayback, apply_echo_policy
-from agent.media.audio_sim import NullSink, SilenceSource, ToneSource, WavFileSink, WavFileSource
+from agent.media.audio import (
+    AudioCapture,
+    AudioPlayback,
+    EnergySpeechDetector,
+    NullSink,
+    SilenceSource,
+    ToneSource,
+    WavFileSink,
+    WavFileSource,
+    apply_echo_policy,
+)
 from agent.media.camera import CameraStream, make_frame_source
-from agent.media.dsp import VoiceActivityDetector
 
 
 def build_audio_source(audio: AudioConfig) -> Any:
@@ -42,11 +50,11 @@ def with_echo_policy(source: AudioSource, sink: AudioSink, audio: AudioConfig) -
     return apply_echo_policy(source, sink, audio.echo, audio.tail_ms)  # type: ignore[arg-type]
 
 
-def build_speech_gate(audio: AudioConfig) -> VoiceActivityDetector | None:
+def build_speech_gate(audio: AudioConfig) -> EnergySpeechDetector | None:
     gate = audio.vad_gate
     if not gate.enabled:
         return None
-    return VoiceActivityDetector(
+    return EnergySpeechDetector(
         margin_db=gate.margin_db, min_dbfs=gate.min_dbfs, hangover_ms=gate.hangover_ms
     )
 

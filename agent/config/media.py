@@ -13,16 +13,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.media.dsp import CaptureFormat as CaptureFormat
+    from agent.media.audio import CaptureFormat as CaptureFormat
 
-__all__ = ["camera_sources", "capture_format", "is_mic_profile_error"]
+__all__ = ["camera_source_keys", "camera_sources", "capture_format", "is_mic_profile_error"]
 
 
 def camera_sources() -> tuple[str, ...]:
     """The camera sources ``camera.source`` may name."""
-    from agent.media.camera import SOURCE_KINDS
+    from agent.media.camera import SOURCES
 
-    return SOURCE_KINDS
+    return tuple(SOURCES)
+
+
+def camera_source_keys() -> dict[str, tuple[str, ...]]:
+    """Each ``[camera]`` key that feeds a source, with the sources it feeds."""
+    from agent.media.camera import SOURCES
+
+    users: dict[str, tuple[str, ...]] = {}
+    for name, kind in SOURCES.items():
+        for key in kind.config_keys:
+            users[key] = (*users.get(key, ()), name)
+    return users
 
 
 def capture_format(mic: str | Path | None, overrides: Mapping[str, Any]) -> CaptureFormat:
@@ -30,8 +41,7 @@ def capture_format(mic: str | Path | None, overrides: Mapping[str, Any]) -> Capt
 
     Raises ValueError (``MicProfileError`` for a bad profile) for an impossible format.
     """
-    from agent.media.dsp import CaptureFormat
-    from agent.media.mics import load_mic_profile
+    from agent.media.audio import CaptureFormat, load_mic_profile
 
     base = load_mic_profile(mic) if mic is not None else CaptureFormat()
     return dataclasses.replace(base, **overrides)
@@ -39,6 +49,6 @@ def capture_format(mic: str | Path | None, overrides: Mapping[str, Any]) -> Capt
 
 def is_mic_profile_error(exc: ValueError) -> bool:
     """Whether ``exc`` is about the mic profile itself (not the overrides)."""
-    from agent.media.mics import MicProfileError
+    from agent.media.audio import MicProfileError
 
     return isinstance(exc, MicProfileError)

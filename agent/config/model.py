@@ -218,7 +218,7 @@ class CameraConfig:
     """The camera (``[camera]``): one JPEG every ``interval_s`` while the session is live."""
 
     enabled: bool = True
-    source: Literal["picamera2", "v4l2", "test-pattern", "image-folder"] = "picamera2"
+    source: str = "picamera2"  # a name in agent.media.camera.SOURCES
     camera_num: int = 0
     device: str = "/dev/video0"
     path: Path | None = None
@@ -232,13 +232,9 @@ class CameraConfig:
 
     def source_options(self) -> dict[str, Any]:
         """Keyword arguments for ``make_frame_source(camera.source, **options)``."""
-        if self.source == "picamera2":
-            return {"camera_num": self.camera_num, "quality": self.quality}
-        if self.source == "v4l2":
-            return {"device": self.device}
-        if self.source == "image-folder":
-            return {"path": self.path}
-        return {}
+        from agent.media.camera import SOURCES
+
+        return {key: getattr(self, key) for key in SOURCES[self.source].config_keys}
 
     def stream_options(self) -> dict[str, Any]:
         """Keyword arguments for ``CameraStream(source, **options)``."""

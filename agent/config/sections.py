@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-from agent.config.media import camera_sources, is_mic_profile_error
+from agent.config.media import camera_source_keys, camera_sources, is_mic_profile_error
 from agent.config.model import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -299,13 +299,16 @@ def _speech_gate(s: Table) -> SpeechGateConfig:
 
 # -- [camera] -------------------------------------------------------------------------------
 
+# [camera] keys that set the stream for every source, even where a source reads them too.
+_CAMERA_STREAM_KEYS = frozenset({"quality"})
+
 
 def read_camera(s: Table, base_dir: Path) -> CameraConfig:
     d = CameraConfig()
     source = s.text("source", d.source, camera_sources())
-    for key, kind in (("camera_num", "picamera2"), ("device", "v4l2"), ("path", "image-folder")):
-        if s.has(key) and source != kind:
-            s.problem(key, f'is only used with source = "{kind}"')
+    for key, users in camera_source_keys().items():
+        if key not in _CAMERA_STREAM_KEYS and s.has(key) and source not in users:
+            s.problem(key, "is only used with source = " + " or ".join(map(describe, users)))
     path_text = s.text("path", None)
     path = None if path_text is None else _path(base_dir, path_text)
     if source == "image-folder":

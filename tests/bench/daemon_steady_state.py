@@ -34,13 +34,15 @@ from page_cache import evict_shared_libraries  # beside this script
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
-from agent.media.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa
+from agent.media.audio import devices
+from agent.media.audio.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa
 
 # The daemon reads the mic 40 ms at a time; ALSA's plug then reads 40 ms of the 16 kHz feed.
 FEED_BLOCK = 1280
 WARMUP_S = 4.0
 MEASURE_S = 20.0
 TICKS = os.sysconf("SC_CLK_TCK")
+DEVICES_PY = Path(devices.__file__)
 
 
 def mic_feed(seconds: float) -> bytes:
@@ -137,13 +139,17 @@ async def device_only_cpu(alsa: VirtualAlsa, seconds: float) -> float:
 
 
 def bare_interpreter_rss(init_portaudio: bool = False) -> float:
-    """RSS of an interpreter that imports the agent's libraries (and starts PortAudio as the
-    agent does, releasing the scan's ALSA plugins)."""
+    """RSS of an interpreter that imports the agent's libraries (and starts PortAudio with the
+    agent's helper, which releases the scan's ALSA plugins). The helper's file is loaded on its
+    own: importing it as agent.media.audio.devices would bring the whole audio package in."""
     code = (
         "import numpy, websockets, structlog, pyaudio, soxr, simplejpeg, gpiozero, orjson, "
         "pybase64, uvloop, pathlib; "
         + (
-            "from agent.media.audio_devices import PortAudio; host = PortAudio(); "
+            "import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('devices', {str(DEVICES_PY)!r}); "
+            "devices = sys.modules['devices'] = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(devices); host = devices.PortAudio(); "
             if init_portaudio
             else ""
         )

@@ -26,10 +26,10 @@ import numpy.typing as npt
 import pytest
 from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
-from agent.media.audio import AudioCapture
-from agent.media.dsp import CaptureConverter, CaptureFormat
-from agent.media.virtual_alsa import VirtualAlsa
-from agent.media.virtual_alsa_pytest import virtual_alsa  # noqa: F401  (fixture)
+from agent.media.audio import AudioCapture, CaptureFormat
+from agent.media.audio.convert import CaptureConverter
+from agent.media.audio.virtual_alsa import VirtualAlsa
+from tests.support.virtual_alsa_fixtures import virtual_alsa  # noqa: F401  (fixture)
 
 FMT = CaptureFormat(rate=48000, channels=2, sample_format="int32", channel=0, shift=8)
 CHUNK_FRAMES = 1920  # 40 ms at 48 kHz

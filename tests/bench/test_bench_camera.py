@@ -25,9 +25,11 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from agent.media.camera import JpegEncoder, JpegFrame, luma_thumbnail
-from agent.media.camera_image import yuyv_to_i420
-from agent.media.camera_picamera2 import yuv420_planes
+from agent.media.camera import JpegFrame
+from agent.media.camera.change import luma_thumbnail
+from agent.media.camera.image import yuyv_to_i420
+from agent.media.camera.jpeg import JpegEncoder
+from agent.media.camera.picamera2 import yuv420_planes
 
 WIDTH, HEIGHT = 768, 576
 GOAL_RATIO = 1 / 3

@@ -23,7 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from agent.config.gpio import parse_tools
 from agent.live.conversation import dispatcher_handler, start_audio_conversation
 from agent.live.model import GeminiDeveloperBackend, LiveGenerativeModel
-from agent.media.audio_sim import NullSink, SilenceSource
+from agent.media.audio import NullSink, SilenceSource
 from agent.tools import ToolRegistry
 
 CALLS = 500

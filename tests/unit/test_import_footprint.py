@@ -29,10 +29,10 @@ def loaded_modules() -> set[str]:
 
 def test_the_daemon_loads_no_emulator_and_only_the_camera_source_it_uses() -> None:
     loaded = loaded_modules()
-    assert "agent.daemon" in loaded and "agent.media.camera_sim" in loaded
+    assert "agent.daemon" in loaded and "agent.media.camera.sim" in loaded
     assert not {m for m in loaded if m.startswith("agent.emulator")}
-    assert "agent.media.camera_v4l2" not in loaded
-    assert "agent.media.camera_picamera2" not in loaded
+    assert "agent.media.camera.v4l2" not in loaded
+    assert "agent.media.camera.picamera2" not in loaded
 
 
 def test_the_emulator_command_still_has_its_options() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agent.config import parse_config
-from agent.media.mics import available_mic_profiles
+from agent.media.audio import available_mic_profiles
 
 HARDWARE = Path(__file__).resolve().parents[3] / "hardware"
 

@@ -46,7 +46,7 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
                    re.M)
 # What runs inside the root after the plays (with /proc, /sys and /dev mounted).
 AS_SERVICE_USER = ["setpriv", "--reuid=edge-agent", "--regid=edge-agent", "--init-groups"]
-IMPORTS = ("import json, sys, agent, agent.cli, agent.config, agent.media.dsp, numpy, soxr, "
+IMPORTS = ("import json, sys, agent, agent.cli, agent.config, agent.media.audio, numpy, soxr, "
            "simplejpeg, pyaudio, uvloop, gpiozero, websockets, orjson; "
            "print(json.dumps({'prefix': sys.prefix, 'agent': agent.__file__, "
            "'numpy': numpy.__file__, 'pyaudio': pyaudio.__file__}))")

@@ -24,7 +24,7 @@ from agent.live.types import (
     LiveGenerationConfig,
     Tool,
 )
-from agent.media.audio_sim import WavFileSink, WavFileSource
+from agent.media.audio import WavFileSink, WavFileSource
 from agent.tools import ToolRegistry
 
 

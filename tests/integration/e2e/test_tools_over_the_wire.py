@@ -20,7 +20,7 @@ from agent.emulator.server import Emulator
 from agent.live.conversation import dispatcher_handler, start_audio_conversation
 from agent.live.model import GeminiDeveloperBackend, LiveGenerativeModel
 from agent.live.types import FunctionDeclaration, Tool
-from agent.media.audio_sim import NullSink, SilenceSource
+from agent.media.audio import NullSink, SilenceSource
 from agent.tools import ToolRegistry
 
 T = 10.0

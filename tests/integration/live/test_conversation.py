@@ -15,7 +15,7 @@ import structlog
 from agent.live.conversation import start_audio_conversation
 from agent.live.errors import LiveErrorCode, LiveSessionError
 from agent.live.types import FunctionCall, FunctionResponse
-from agent.media.dsp import VoiceActivityDetector
+from agent.media.audio import EnergySpeechDetector
 
 from .conftest import ScriptedServer
 
@@ -106,7 +106,7 @@ async def test_speech_gate_sends_pre_roll_then_speech_then_ends_the_stream(
         session,
         source=Chunks(chunks),
         sink=RecordingSink(),
-        vad=VoiceActivityDetector(hangover_ms=120),
+        vad=EnergySpeechDetector(hangover_ms=120),
         pre_roll_ms=200,
     )
     sent: list[bytes] = []

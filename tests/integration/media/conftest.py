@@ -1,8 +1,8 @@
-"""Real PyAudio streams over virtual ALSA devices (see agent.media.virtual_alsa)."""
+"""Real PyAudio streams over virtual ALSA devices (see agent.media.audio.virtual_alsa)."""
 
 from __future__ import annotations
 
-from agent.media.virtual_alsa_pytest import (  # noqa: F401  (fixtures)
+from tests.support.virtual_alsa_fixtures import (  # noqa: F401  (fixtures)
     virtual_alsa,
     virtual_mic,
     virtual_speaker,

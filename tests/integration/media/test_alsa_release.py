@@ -39,7 +39,7 @@ CHILD = """
 import sys
 from pathlib import Path
 import pyaudio
-from agent.media.audio_devices import PortAudio, silence_native_audio_errors
+from agent.media.audio.devices import PortAudio, silence_native_audio_errors
 
 silence_native_audio_errors()
 pa = PortAudio().pa if sys.argv[1] == "agent" else pyaudio.PyAudio()

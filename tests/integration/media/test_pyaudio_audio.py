@@ -14,13 +14,13 @@ import structlog
 from agent.media.audio import (
     AudioCapture,
     AudioPlayback,
+    CaptureFormat,
     HalfDuplexGate,
-    PyAudioInput,
     list_audio_devices,
     load_mic_profile,
 )
-from agent.media.dsp import CaptureFormat
-from agent.media.virtual_alsa import VirtualAlsa, VirtualMic, VirtualSpeaker
+from agent.media.audio.capture import PyAudioInput
+from agent.media.audio.virtual_alsa import VirtualAlsa, VirtualMic, VirtualSpeaker
 
 TIMEOUT = 10.0
 READ_S = 0.040  # AudioCapture reads one 40 ms chunk at a time

@@ -19,7 +19,7 @@ from agent.config import (
     parse_config,
     resolve_config_path,
 )
-from agent.media.dsp import CaptureFormat
+from agent.media.audio import CaptureFormat
 from tests.unit.config.conftest import WriteConfig
 
 REPO = Path(__file__).resolve().parents[3]

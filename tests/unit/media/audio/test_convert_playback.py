@@ -1,0 +1,37 @@
+"""Playback conversion: the model's 24 kHz mono to whatever the speaker takes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.media.audio.convert import PlaybackConverter
+
+
+def test_playback_24k_to_48k_stereo_keeps_the_tone(sig: Any) -> None:
+    converter = PlaybackConverter(24000, 48000, 2)
+    pcm = sig.s16(sig.sine(440, 1.0, 24000, 0.5))
+    out = b"".join(converter.convert(pcm[i : i + 961]) for i in range(0, len(pcm), 961))
+    out += converter.drain()
+    frames = np.frombuffer(out, "<i2").reshape(-1, 2)
+    assert len(frames) == 48000
+    assert np.array_equal(frames[:, 0], frames[:, 1])
+    amplitude, snr = sig.sine_fit(frames[2000:-2000, 0] / 32768.0, 440, 48000)
+    assert amplitude == pytest.approx(0.5, rel=0.01)
+    assert snr > 60
+
+
+def test_playback_same_rate_mono_is_bit_exact() -> None:
+    pcm = np.arange(-500, 500, dtype="<i2").tobytes()
+    converter = PlaybackConverter(24000, 24000, 1)
+    assert converter.convert(pcm[:7]) + converter.convert(pcm[7:]) == pcm
+
+
+def test_playback_reset_forgets_the_previous_tail(sig: Any) -> None:
+    converter = PlaybackConverter(24000, 48000, 1)
+    converter.convert(sig.s16(sig.sine(440, 0.1, 24000, 0.9)))
+    converter.reset()
+    silence = converter.convert(bytes(4800)) + converter.drain()
+    assert not np.any(np.frombuffer(silence, "<i2"))
