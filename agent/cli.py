@@ -105,14 +105,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     configure_logging(config.logging.level, config.logging.format)
-    if config.live.backend != "emulator":
-        try:
-            load_api_key(config)  # fail before opening any device
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            return 2
-    return _run_loop(Daemon(config).run())
+    try:
+        api_key = load_api_key(config)  # fail before opening any device
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    return _run_loop(Daemon(config, api_key=api_key).run())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

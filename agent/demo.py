@@ -127,8 +127,8 @@ async def run_demo(out: TextIO, reply_wav: Path | None, timeout_s: float = 60.0)
     out.write(f"  pin changes        {transcript.pin_changes}\n")
     if stats is not None:
         out.write(f"  session            {stats.status_line()}\n")
-    if parts is not None and parts.controller is not None:
-        conv = parts.controller.stats
+    if daemon.controller is not None:
+        conv = daemon.controller.stats
         out.write(
             f"  audio              {conv.chunks_sent} chunks sent, "
             f"{conv.audio_chunks_played} reply chunks played, {conv.frames_sent} camera frames\n"

@@ -7,15 +7,11 @@ alone does not need.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from agent.media.audio import CaptureFormat as CaptureFormat
-
-__all__ = ["camera_source_keys", "camera_sources", "capture_format", "is_mic_profile_error"]
+__all__ = ["camera_source_keys", "camera_sources", "capture_problem"]
 
 
 def camera_sources() -> tuple[str, ...]:
@@ -36,19 +32,16 @@ def camera_source_keys() -> dict[str, tuple[str, ...]]:
     return users
 
 
-def capture_format(mic: str | Path | None, overrides: Mapping[str, Any]) -> CaptureFormat:
-    """The mic profile ``mic`` (None: 16 kHz mono S16) with ``overrides`` applied.
+def capture_problem(mic: str | Path | None, overrides: Mapping[str, Any]
+                    ) -> tuple[str | None, str] | None:
+    """Why the mic profile ``mic`` with ``overrides`` cannot be opened, as (key, message):
+    key ``"mic"`` when the profile itself is bad, None when the overrides are. None if fine."""
+    from agent.media.audio import MicProfileError, mic_capture_format
 
-    Raises ValueError (``MicProfileError`` for a bad profile) for an impossible format.
-    """
-    from agent.media.audio import CaptureFormat, load_mic_profile
-
-    base = load_mic_profile(mic) if mic is not None else CaptureFormat()
-    return dataclasses.replace(base, **overrides)
-
-
-def is_mic_profile_error(exc: ValueError) -> bool:
-    """Whether ``exc`` is about the mic profile itself (not the overrides)."""
-    from agent.media.audio import MicProfileError
-
-    return isinstance(exc, MicProfileError)
+    try:
+        mic_capture_format(mic, **overrides)
+    except MicProfileError as exc:
+        return "mic", str(exc)
+    except ValueError as exc:
+        return None, str(exc)
+    return None

@@ -9,13 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from agent.config.media import capture_format
 from agent.tools.spec import GpioConfig, ToolSpec
-
-if TYPE_CHECKING:
-    from agent.config.media import CaptureFormat
 
 __all__ = [
     "BACKENDS",
@@ -120,7 +116,7 @@ class ReconnectConfig:
     waits ``quota_backoff_s``. The last ``replay_audio_s`` of microphone audio is kept and
     replayed into the new connection, so nothing said during the gap is lost. (Pins go to
     their safe state after ``gpio.safe_after_disconnect_s`` without a session.)
-    ``agent.config_live.reconnect_policy`` turns it into the client's ``ReconnectPolicy``.
+    ``agent.build.live.reconnect_policy`` turns it into the client's ``ReconnectPolicy``.
     """
 
     backoff_base_s: float = 0.5
@@ -173,7 +169,7 @@ class AudioConfig:
     The capture format comes from the mic profile ``mic`` (a shipped profile's name or a
     profile file's path; None: 16 kHz mono S16, what a ``plughw`` device gives), with any of
     ``rate``, ``channels``, ``sample_format``, ``channel``, ``shift``, ``gain_db``, ``agc``
-    and ``dc_block`` written in the file overriding it: see `capture_format`.
+    and ``dc_block`` written in the file overriding it: see `capture_overrides`.
     """
 
     input: AudioInput = field(default_factory=AudioInput)
@@ -194,20 +190,12 @@ class AudioConfig:
     output: AudioOutput = field(default_factory=AudioOutput)
 
     def capture_overrides(self) -> dict[str, Any]:
-        """The capture settings written in the file, as ``CaptureFormat`` keyword arguments:
-        ``dataclasses.replace(load_mic_profile(mic), **audio.capture_overrides())``."""
+        """The capture settings written in the file, as ``CaptureFormat`` keyword arguments
+        over the mic profile's (``mic_capture_format(audio.mic, **audio.capture_overrides())``)."""
         names = ("rate", "channels", "sample_format", "channel", "shift", "gain_db", "agc",
                  "dc_block")
         values = {name: getattr(self, name) for name in names}
         return {name: value for name, value in values.items() if value is not None}
-
-    def capture_format(self) -> CaptureFormat:
-        """The device format to open and convert: the mic profile with the overrides applied.
-
-        Raises ValueError (``MicProfileError``) for a bad profile or an impossible format;
-        ``load_config`` has already checked both, so a loaded config does not raise here.
-        """
-        return capture_format(self.mic, self.capture_overrides())
 
 
 # -- [camera] -------------------------------------------------------------------------------
@@ -229,20 +217,6 @@ class CameraConfig:
     skip_unchanged: bool = False
     change_threshold: float = 3.0
     max_interval_s: float = 10.0
-
-    def source_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``make_frame_source(camera.source, **options)``."""
-        from agent.media.camera import SOURCES
-
-        return {key: getattr(self, key) for key in SOURCES[self.source].config_keys}
-
-    def stream_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``CameraStream(source, **options)``."""
-        return {
-            "width": self.width, "height": self.height, "interval_s": self.interval_s,
-            "quality": self.quality, "skip_unchanged": self.skip_unchanged,
-            "change_threshold": self.change_threshold, "max_interval_s": self.max_interval_s,
-        }
 
 
 # -- [logging], [health] --------------------------------------------------------------------

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-from agent.config.media import camera_source_keys, camera_sources, is_mic_profile_error
+from agent.config.media import camera_source_keys, camera_sources, capture_problem
 from agent.config.model import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -200,10 +200,9 @@ def _mic(name: str, base_dir: Path) -> str | Path:
 
 def _check_capture(audio: AudioConfig, s: Table) -> None:
     """The mic profile exists and the overrides make a format the converter accepts."""
-    try:
-        audio.capture_format()
-    except ValueError as exc:  # MicProfileError is a ValueError too
-        s.problem("mic" if is_mic_profile_error(exc) else None, str(exc))
+    problem = capture_problem(audio.mic, audio.capture_overrides())
+    if problem is not None:
+        s.problem(*problem)
 
 
 def _audio_input(s: Table, base_dir: Path) -> AudioInput:

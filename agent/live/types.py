@@ -236,16 +236,21 @@ class ContextWindowCompression:
         return out
 
 
+StartSensitivity = Literal["START_SENSITIVITY_HIGH", "START_SENSITIVITY_LOW"]
+EndSensitivity = Literal["END_SENSITIVITY_HIGH", "END_SENSITIVITY_LOW"]
+MediaResolution = Literal[
+    "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class AutomaticActivityDetection(_WireDataclass):
     """The service's own voice activity detection. ``disabled=True`` means the client sends
     ``activityStart`` / ``activityEnd`` itself."""
 
     disabled: bool | None = None
-    start_of_speech_sensitivity: (
-        Literal["START_SENSITIVITY_HIGH", "START_SENSITIVITY_LOW"] | None
-    ) = None
-    end_of_speech_sensitivity: Literal["END_SENSITIVITY_HIGH", "END_SENSITIVITY_LOW"] | None = None
+    start_of_speech_sensitivity: StartSensitivity | None = None
+    end_of_speech_sensitivity: EndSensitivity | None = None
     prefix_padding_ms: int | None = None
     silence_duration_ms: int | None = None
 
@@ -278,9 +283,7 @@ class LiveGenerationConfig(_WireDataclass):
 
     response_modalities: list[Literal["AUDIO", "TEXT", "IMAGE"]] | None = None
     speech_config: SpeechConfig | None = None
-    media_resolution: (
-        Literal["MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"] | None
-    ) = None
+    media_resolution: MediaResolution | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None

@@ -11,7 +11,7 @@ import sys
 CHILD = """
 import sys
 from agent.cli import build_parser
-import agent.assembly, agent.daemon
+import agent.build, agent.daemon
 from agent.media.camera import make_frame_source
 
 build_parser("run").parse_args(["run"])

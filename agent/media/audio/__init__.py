@@ -14,7 +14,12 @@ from agent.media.audio.capture import AudioCapture
 from agent.media.audio.convert import CaptureFormat
 from agent.media.audio.devices import AudioDeviceError, AudioDeviceInfo, list_audio_devices
 from agent.media.audio.echo import HalfDuplexGate, apply_echo_policy
-from agent.media.audio.mics import MicProfileError, available_mic_profiles, load_mic_profile
+from agent.media.audio.mics import (
+    MicProfileError,
+    available_mic_profiles,
+    load_mic_profile,
+    mic_capture_format,
+)
 from agent.media.audio.playback import AudioPlayback
 from agent.media.audio.sim import NullSink, SilenceSource, ToneSource, WavFileSink, WavFileSource
 from agent.media.audio.speech import EnergySpeechDetector
@@ -39,4 +44,5 @@ __all__ = [
     "available_mic_profiles",
     "list_audio_devices",
     "load_mic_profile",
+    "mic_capture_format",
 ]

@@ -11,7 +11,7 @@ profile (``mic = "inmp441"``) or a path to its own TOML file.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,18 @@ def read_mic_profile(name_or_path: str | Path) -> MicProfile:
 def load_mic_profile(name: str | Path) -> CaptureFormat:
     """The capture format of a shipped profile (by name) or of a profile file (by path)."""
     return read_mic_profile(name).fmt
+
+
+def mic_capture_format(mic: str | Path | None, **overrides: Any) -> CaptureFormat:
+    """The format to open a mic in: its profile (None: 16 kHz mono S16, what a ``plughw``
+    device gives) with ``overrides`` (``CaptureFormat`` fields) applied.
+
+    Raises:
+        MicProfileError: a profile that cannot be read.
+        ValueError: a format the converter cannot take.
+    """
+    base = load_mic_profile(mic) if mic is not None else CaptureFormat()
+    return replace(base, **overrides)
 
 
 def _profile_text(name: str) -> tuple[str, str]:

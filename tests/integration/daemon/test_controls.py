@@ -66,7 +66,7 @@ def kinds(emulator: Emulator) -> list[str]:
 async def run_daemon(text: str, tmp: Path) -> tuple[Daemon, asyncio.Task[int]]:
     daemon = Daemon(parse_config(text, base_dir=tmp), notifier=Notifier(""))
     task = asyncio.create_task(daemon.run())
-    await until(lambda: daemon.parts is not None and daemon.parts.controller is not None)
+    await until(lambda: daemon.controller is not None)
     return daemon, task
 
 
@@ -105,8 +105,8 @@ async def test_the_mute_button_stops_the_microphone(emulator: Emulator, tmp_path
         await until(lambda: kinds(emulator).count("realtimeInput.audio") >= 5)
         pin(daemon, 20).drive_low()  # press: mute
         pin(daemon, 20).drive_high()
-        assert daemon.parts is not None and daemon.parts.controller is not None
-        controller = daemon.parts.controller
+        assert daemon.controller is not None
+        controller = daemon.controller
         await until(lambda: controller.muted)
         await until(lambda: "realtimeInput.audioStreamEnd" in kinds(emulator))
         await asyncio.sleep(0.2)

@@ -203,6 +203,70 @@ async def test_sighup_restarts_only_what_changed(emulator: Emulator, tmp_path: P
     assert any("RELOADING=1" in n for _, n in agent.notes)
 
 
+def declared_tools(connection) -> list[str]:  # type: ignore[no-untyped-def]
+    [setup] = [r.message["setup"] for r in connection.received if r.kind == "setup"]
+    return [d["name"] for t in setup.get("tools", []) for d in t.get("functionDeclarations", [])]
+
+
+CHIME = (
+    '\n[[tools]]\nname = "chime"\ndescription = "Sound a chime."\nkind = "buzzer"\n'
+    "pin = 23\n"
+)
+BROKEN_TOOL = (
+    '\n[[tools]]\nname = "weather"\ndescription = "Weather."\nkind = "custom"\n'
+    'handler = "no_such_weather_module:read"\n'
+)
+
+
+async def test_sighup_with_new_tools_declares_them_on_a_resumed_session(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_spoken_commands(tmp_path / "commands.wav")
+    config = tmp_path / "agent.toml"
+    config.write_text(config_text(emulator.url, tmp_path))
+    agent = await start_agent(config, tmp_path)
+    try:
+        await agent.wait_for(lambda: agent.events("session.state"), "a session")
+        await agent.wait_for(lambda: emulator.recordings.sessions, "a session at the emulator")
+        config.write_text(config_text(emulator.url, tmp_path) + CHIME)
+        agent.process.send_signal(signal.SIGHUP)
+        await agent.wait_for(lambda: len(emulator.recordings.connections) >= 2, "a new connection")
+    finally:
+        code = await stop_agent(agent)
+    assert code == 0
+    [reload] = agent.events("daemon.reload")
+    assert reload["changed"] == ["tools"]
+    first, second = emulator.recordings.connections[:2]
+    assert declared_tools(first) == ["set_lamp"]
+    assert declared_tools(second) == ["set_lamp", "chime"]
+
+
+async def test_a_reload_that_cannot_build_keeps_the_agent_running_as_it_was(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_spoken_commands(tmp_path / "commands.wav")
+    config = tmp_path / "agent.toml"
+    config.write_text(config_text(emulator.url, tmp_path))
+    agent = await start_agent(config, tmp_path)
+    try:
+        await agent.wait_for(lambda: emulator.recordings.sessions, "a session")
+        config.write_text(config_text(emulator.url, tmp_path) + BROKEN_TOOL)
+        agent.process.send_signal(signal.SIGHUP)
+        await agent.wait_for(lambda: agent.events("daemon.reload_refused"), "a refused reload")
+        await agent.wait_for(lambda: len(emulator.recordings.connections) >= 2,
+                             "the old config's session back")
+        await agent.wait_for(lambda: turns_completed(emulator) >= 1, "a turn answered after it")
+    finally:
+        code = await stop_agent(agent)
+    assert code == 0, "a failed reload is not a failed agent"
+    [refused] = agent.events("daemon.reload_refused")
+    assert "no_such_weather_module" in refused["reason"]
+    [failed] = agent.events("daemon.rebuild_failed")
+    assert failed["restoring"] == ["gpio", "session"]
+    assert declared_tools(emulator.recordings.connections[1]) == ["set_lamp"]
+    assert emulator.recordings.connections[1].resumed, "the conversation went on where it was"
+
+
 async def test_a_stalled_loop_stops_the_watchdog_pings(emulator: Emulator, tmp_path: Path) -> None:
     write_spoken_commands(tmp_path / "commands.wav")
     config = tmp_path / "agent.toml"

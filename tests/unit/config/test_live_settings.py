@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.build.live import make_backend, make_model, reconnect_policy
 from agent.config import load_config
-from agent.config_live import make_backend, make_model, reconnect_policy
 from agent.emulator.pytest_plugin import emulator, emulator_config  # noqa: F401
 from agent.emulator.server import Emulator
 from agent.live.model import (

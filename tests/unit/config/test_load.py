@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.build.devices import build_camera
 from agent.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
@@ -19,7 +20,9 @@ from agent.config import (
     parse_config,
     resolve_config_path,
 )
-from agent.media.audio import CaptureFormat
+from agent.media.audio import CaptureFormat, mic_capture_format
+from agent.media.camera import CameraStream
+from agent.media.camera.sim import ImageFolderSource
 from tests.unit.config.conftest import WriteConfig
 
 REPO = Path(__file__).resolve().parents[3]
@@ -29,7 +32,8 @@ def test_the_example_config_loads_and_says_what_it_promises() -> None:
     config = load_config(REPO / "agent.example.toml")
     assert config.live.backend == "gemini"
     assert config.audio.mic == "inmp441"
-    assert config.audio.capture_format() == CaptureFormat(
+    fmt = mic_capture_format(config.audio.mic, **config.audio.capture_overrides())
+    assert fmt == CaptureFormat(
         rate=48000, channels=2, sample_format="int32", channel=0, shift=8, dc_block=True,
         gain_db=30.0, agc=False)
     assert config.camera.source == "picamera2"
@@ -96,7 +100,9 @@ def test_relative_paths_are_taken_from_the_config_folder(write_config: WriteConf
     (tmp_path / "out").mkdir()
     config = load_config(path)
     assert config.camera.path == tmp_path / "frames"
-    assert config.camera.source_options() == {"path": tmp_path / "frames"}
+    camera = build_camera(config.camera)
+    assert isinstance(camera, CameraStream) and isinstance(camera.source, ImageFolderSource)
+    assert camera.source.path == tmp_path / "frames"
     assert config.audio.output.kind == "wav"
     assert config.audio.output.path == tmp_path / "out" / "reply.wav"
     assert config.live.credentials.api_key_file == tmp_path / "keys" / "gemini"
@@ -128,7 +134,7 @@ def test_explicit_capture_keys_override_the_mic_profile(write_config: WriteConfi
         sample_format = "S32_LE"
         gain_db = 24
     '''))
-    fmt = config.audio.capture_format()
+    fmt = mic_capture_format(config.audio.mic, **config.audio.capture_overrides())
     assert (fmt.channel, fmt.sample_format, fmt.gain_db, fmt.shift) == (1, "int32", 24.0, 14)
     assert config.audio.capture_overrides() == {"channel": 1, "sample_format": "int32",
                                                "gain_db": 24.0}

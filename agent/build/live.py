@@ -1,12 +1,13 @@
 """From ``[live]`` and ``[reconnect]`` to the Live client's objects.
 
-The config layer owns what the file's words mean (``media_resolution = "low"``,
-``vad.end_sensitivity = "low"``); this module turns them into the client's types so the
-daemon only wires::
+The config file says things in its own words (``media_resolution = "low"``,
+``vad.end_sensitivity = "low"``); this module turns them into the client's types::
 
-    model = make_model(config, load_api_key(config),
-                       function_declarations=registry.declarations())
+    model = make_model(config, api_key, function_declarations=registry.declarations())
     session = ResilientSession(model, reconnect_policy(config))
+
+With ``audio.push_to_talk`` the button marks the user's turns, so the service's own activity
+detection is switched off here, whatever ``[live.vad]`` says.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from agent.live.types import (
     AudioTranscriptionConfig,
     AutomaticActivityDetection,
     ContextWindowCompression,
+    EndSensitivity,
     LiveGenerationConfig,
+    MediaResolution,
     RealtimeInputConfig,
     SpeechConfig,
+    StartSensitivity,
 )
 
 __all__ = [
@@ -45,20 +49,24 @@ __all__ = [
 ]
 
 
+_RESOLUTIONS: dict[str, MediaResolution] = {
+    "low": "MEDIA_RESOLUTION_LOW", "medium": "MEDIA_RESOLUTION_MEDIUM",
+    "high": "MEDIA_RESOLUTION_HIGH"}
+_START: dict[str, StartSensitivity] = {
+    "high": "START_SENSITIVITY_HIGH", "low": "START_SENSITIVITY_LOW"}
+_END: dict[str, EndSensitivity] = {"high": "END_SENSITIVITY_HIGH", "low": "END_SENSITIVITY_LOW"}
+
+
 def generation_config(live: LiveConfig) -> LiveGenerationConfig:
     """Voice, language, modality, temperature, media resolution and transcription."""
     speech = None
     if live.voice is not None or live.language is not None:
         speech = SpeechConfig(voice_name=live.voice, language_code=live.language)
-    resolution = (
-        None
-        if live.media_resolution is None
-        else f"MEDIA_RESOLUTION_{live.media_resolution.upper()}"
-    )
     return LiveGenerationConfig(
         response_modalities=list(live.response_modalities),
         speech_config=speech,
-        media_resolution=resolution,  # type: ignore[arg-type]
+        media_resolution=None if live.media_resolution is None
+        else _RESOLUTIONS[live.media_resolution],
         temperature=live.temperature,
         input_audio_transcription=AudioTranscriptionConfig() if live.input_transcription else None,
         output_audio_transcription=AudioTranscriptionConfig()
@@ -67,21 +75,16 @@ def generation_config(live: LiveConfig) -> LiveGenerationConfig:
     )
 
 
-def realtime_input_config(live: LiveConfig) -> RealtimeInputConfig:
-    """The service's activity detection, and whether speech interrupts the model."""
-    vad = live.vad
-    start = (
-        None
-        if vad.start_sensitivity is None
-        else (f"START_SENSITIVITY_{vad.start_sensitivity.upper()}")
-    )
-    end = (
-        None if vad.end_sensitivity is None else (f"END_SENSITIVITY_{vad.end_sensitivity.upper()}")
-    )
+def realtime_input_config(config: AgentConfig) -> RealtimeInputConfig:
+    """The service's activity detection (off with push-to-talk), and whether speech
+    interrupts the model."""
+    vad = config.live.vad
     detection = AutomaticActivityDetection(
-        disabled=None if vad.enabled else True,
-        start_of_speech_sensitivity=start,  # type: ignore[arg-type]
-        end_of_speech_sensitivity=end,  # type: ignore[arg-type]
+        disabled=None if vad.enabled and not config.audio.push_to_talk else True,
+        start_of_speech_sensitivity=None if vad.start_sensitivity is None
+        else _START[vad.start_sensitivity],
+        end_of_speech_sensitivity=None if vad.end_sensitivity is None
+        else _END[vad.end_sensitivity],
         prefix_padding_ms=vad.prefix_padding_ms,
         silence_duration_ms=vad.silence_duration_ms,
     )
@@ -164,7 +167,7 @@ def make_model(
         generation_config=generation_config(live),
         tools=tools,
         system_instruction=live.system_instruction.strip() if live.system_instruction else None,
-        realtime_input_config=realtime_input_config(live),
+        realtime_input_config=realtime_input_config(config),
         options=connect_options(live),
     )
 

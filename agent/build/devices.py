@@ -1,0 +1,114 @@
+"""From ``[audio]`` and ``[camera]`` to the devices: microphone, speaker, camera, speech gate.
+
+Each device comes as the real one or its simulated stand-in (a WAV file, a tone, silence, a
+null speaker, a test pattern), chosen by the config; the rest of the agent cannot tell them
+apart.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from agent.config.model import AudioConfig, CameraConfig, SpeechGateConfig
+from agent.live.conversation import AudioSink, AudioSource, VoiceActivityDetector
+from agent.media.audio import (
+    AudioCapture,
+    AudioPlayback,
+    EnergySpeechDetector,
+    NullSink,
+    SilenceSource,
+    ToneSource,
+    WavFileSink,
+    WavFileSource,
+    apply_echo_policy,
+    mic_capture_format,
+)
+from agent.media.camera import SOURCES, CameraStream, make_frame_source
+
+__all__ = [
+    "Microphone",
+    "Speaker",
+    "build_camera",
+    "build_microphone",
+    "build_speaker",
+    "build_speech_gate",
+    "with_echo_policy",
+]
+
+
+class Microphone(AudioSource, Protocol):
+    """A source the daemon opens and closes: 16 kHz mono S16 chunks of ``chunk_ms``."""
+
+    sample_rate: int
+    chunk_ms: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Speaker(AudioSink, Protocol):
+    """A sink the daemon opens and closes, and whose playing the status LED shows."""
+
+    last_audio_at: float | None
+
+    @property
+    def is_playing(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_microphone(audio: AudioConfig) -> Microphone:
+    """The microphone (or its stand-in), not yet started."""
+    source = audio.input
+    if source.kind == "wav":
+        return WavFileSource(str(source.path), realtime=True, chunk_ms=audio.chunk_ms)
+    if source.kind == "tone":
+        return ToneSource(source.tone_hz, seconds=None, chunk_ms=audio.chunk_ms)
+    if source.kind == "silence":
+        return SilenceSource(seconds=None, chunk_ms=audio.chunk_ms)
+    fmt = mic_capture_format(audio.mic, **audio.capture_overrides())
+    return AudioCapture(source.device, fmt, chunk_ms=audio.chunk_ms)
+
+
+def build_speaker(audio: AudioConfig) -> Speaker:
+    """The speaker (or its stand-in), playing the model's 24 kHz speech in real time."""
+    output = audio.output
+    if output.kind == "wav":
+        return WavFileSink(str(output.path), realtime=True)
+    if output.kind == "null":
+        return NullSink(realtime=True)
+    return AudioPlayback(output.device, rate=output.rate or 24000)
+
+
+def with_echo_policy(microphone: Microphone, speaker: Speaker, audio: AudioConfig) -> AudioSource:
+    """What the conversation reads: the microphone, muted while the speaker plays under
+    ``half_duplex``."""
+    return apply_echo_policy(microphone, speaker, audio.echo, audio.tail_ms)
+
+
+def build_speech_gate(gate: SpeechGateConfig) -> VoiceActivityDetector:
+    """The local speech detector of ``[audio.vad_gate]``."""
+    return EnergySpeechDetector(
+        margin_db=gate.margin_db, min_dbfs=gate.min_dbfs, hangover_ms=gate.hangover_ms
+    )
+
+
+def build_camera(camera: CameraConfig) -> CameraStream | None:
+    """The paced JPEG stream of ``[camera]``, or None when the camera is off."""
+    if not camera.enabled:
+        return None
+    options = {key: getattr(camera, key) for key in SOURCES[camera.source].config_keys}
+    return CameraStream(
+        make_frame_source(camera.source, **options),
+        width=camera.width,
+        height=camera.height,
+        interval_s=camera.interval_s,
+        quality=camera.quality,
+        skip_unchanged=camera.skip_unchanged,
+        change_threshold=camera.change_threshold,
+        max_interval_s=camera.max_interval_s,
+    )
+
