@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     return handlers[command](args)
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, *, consequence: str = "nothing was started") -> Any:
     """The config, or None after printing every problem."""
     from agent.config import ConfigError, load_config
 
@@ -90,7 +90,7 @@ def _load(args: argparse.Namespace) -> Any:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"edge-agent: {len(exc.problems)} problem(s); nothing was started", file=sys.stderr)
+        print(f"edge-agent: {len(exc.problems)} problem(s); {consequence}", file=sys.stderr)
         return None
 
 
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent.allocator import tune_malloc
     from agent.config import ConfigError, load_api_key
     from agent.daemon import Daemon
-    from agent.logging import configure_logging
+    from agent.logs import configure_logging
 
     tune_malloc()  # before the devices and their buffers exist
     config = _load(args)
@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
-    from agent.logging import configure_logging
+    from agent.logs import configure_logging
 
     configure_logging("warning", "console")
     reply = args.reply_wav
@@ -127,8 +127,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from agent.config import ConfigError, load_api_key
+    from agent.logs import configure_logging
 
-    config = _load(args)
+    configure_logging("warning", "console")  # a key file others can read is worth a warning
+    config = _load(args, consequence="fix them and check again")
     if config is None:
         return 2
     print(f"{config.source}: OK")
@@ -143,16 +145,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from agent.logs import configure_logging
     from agent.media.audio import list_audio_devices
     from agent.media.camera import list_cameras
     from agent.tools.pins import find_header_chip
 
+    configure_logging("warning", "console")  # the listing is stdout's; warnings go to stderr
     print("Audio devices (for [audio] input = ... and [audio.output] device = ...):")
     try:
         devices = list_audio_devices()
     except Exception as exc:  # no PortAudio, no ALSA: say so and go on
         devices = []
         print(f"  cannot list audio devices: {exc}")
+    else:
+        if not devices:
+            print("  none found")
     for dev in devices:
         roles = []
         if dev.max_input_channels:
@@ -174,7 +181,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_emulator(args: argparse.Namespace) -> int:
     from agent.emulator import cli as emulator_cli
-    from agent.logging import configure_logging
+    from agent.logs import configure_logging
 
     configure_logging("info", "auto")
     return _run_loop(emulator_cli.run(args))

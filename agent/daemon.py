@@ -29,7 +29,7 @@ from agent.live.conversation import (
     start_audio_conversation,
 )
 from agent.live.resilient import SessionState, SessionStats
-from agent.logging import configure_logging, flush_logs
+from agent.logs import configure_logging, flush_logs
 from agent.systemd import Notifier, default_notifier, watchdog_task
 from agent.tools import PinChange
 

@@ -23,7 +23,7 @@ import structlog
 
 from agent.config.model import AgentConfig, LiveConfig
 from agent.config.problems import ConfigError, ConfigProblem, KeyPath
-from agent.logging import register_secret
+from agent.logs import register_secret
 
 __all__ = ["EMULATOR_API_KEY", "MissingCredentialError", "load_api_key"]
 

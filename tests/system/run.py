@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", action="store_true",
                         help="empty this cache first (the shared minbase tarball stays)")
     args = parser.parse_args(argv)
-    from agent.logging import configure_logging
+    from agent.logs import configure_logging
 
     configure_logging("info", "console")
     if args.clean:

@@ -13,7 +13,7 @@ import warnings
 import pytest
 import structlog
 
-from agent.logging import configure_logging, flush_logs, redact_text, register_secret
+from agent.logs import configure_logging, flush_logs, redact_text, register_secret
 
 # Planted secrets: each must be absent from every rendered line.
 API_KEY = "AIza" + "SyD-planted_0123456789abcdefghijklmn"

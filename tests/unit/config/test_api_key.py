@@ -16,7 +16,7 @@ from agent.config import (
     load_api_key,
     load_config,
 )
-from agent.logging import configure_logging
+from agent.logs import configure_logging
 from tests.unit.config.conftest import WriteConfig
 
 KEY = "test-key-" + "0123456789abcdef"
