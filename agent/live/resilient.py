@@ -542,7 +542,8 @@ class ResilientSession:
             except LiveSessionError:
                 self._replay.appendleft(kind, payload)
                 raise
-            self.stats.replayed_chunks += 1
+            if self.stats.connections > 1:  # held before the first connection: not a replay
+                self.stats.replayed_chunks += 1
         video, self._pending_video = self._pending_video, None
         if video is not None:
             await session.send_video_realtime(video)

@@ -270,6 +270,20 @@ async def test_audio_sent_while_disconnected_is_replayed_in_order(emulator: Emul
     assert stats.replayed_chunks == 10
 
 
+async def test_audio_sent_before_the_first_connection_is_not_counted_as_replayed(
+    emulator: Emulator,
+) -> None:
+    session = ResilientSession(model_for(emulator))
+    sent = await stream_audio(session, chunks=3, interval_s=0)  # before start(): held
+    async with session:
+        await session.wait_live()
+        await wait_for(lambda: len(emulator.recordings.session().audio) == 3)
+        stats = dataclasses.replace(session.stats)
+    np.testing.assert_array_equal(emulator.recordings.session().audio_samples(), sent)
+    assert stats.replayed_chunks == 0 and stats.dropped_chunks == 0
+    assert "replayed 0" in stats.status_line()
+
+
 async def test_replay_keeps_only_the_newest_five_seconds(emulator: Emulator) -> None:
     gate = asyncio.Event()
 
