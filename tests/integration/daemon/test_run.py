@@ -23,7 +23,7 @@ import pytest
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
-from agent.emulator.testing import LAMP_SCENARIO, write_spoken_commands
+from tests.support.emulator_client import LAMP_SCENARIO, write_spoken_commands
 
 T = 30.0
 

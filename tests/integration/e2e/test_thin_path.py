@@ -14,7 +14,6 @@ from agent.config.gpio import parse_tools
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
-from agent.emulator.testing import LAMP_SCENARIO, write_spoken_commands
 from agent.live.conversation import dispatcher_handler, start_audio_conversation
 from agent.live.model import GeminiDeveloperBackend, LiveGenerativeModel
 from agent.live.resilient import ResilientSession
@@ -26,6 +25,7 @@ from agent.live.types import (
 )
 from agent.media.audio import WavFileSink, WavFileSource
 from agent.tools import ToolRegistry
+from tests.support.emulator_client import LAMP_SCENARIO, write_spoken_commands
 
 
 async def test_spoken_command_moves_a_pin_and_the_reply_is_heard(tmp_path: Path) -> None:

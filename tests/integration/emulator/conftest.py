@@ -20,7 +20,7 @@ from agent.emulator.pytest_plugin import (  # noqa: F401  (fixtures)
     emulator,
     emulator_config,
 )
-from agent.emulator.testing import STEP, LiveClient
+from tests.support.emulator_client import STEP, LiveClient
 
 Opener = Callable[..., Any]
 

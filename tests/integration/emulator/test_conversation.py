@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from agent.emulator import Emulator, EmulatorConfig, Scenario
-from agent.emulator.testing import (
+from tests.support.emulator_client import (
     audio_bytes,
     content,
     setup_message,

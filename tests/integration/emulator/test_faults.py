@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agent.emulator import Emulator, EmulatorConfig, Fault, Scenario, Trigger
 from agent.emulator.pytest_plugin import DEVELOPER_PATH
-from agent.emulator.testing import STEP, setup_message, tone
+from tests.support.emulator_client import STEP, setup_message, tone
 
 TOOL_SCENARIO = Scenario.parse(
     '[[turn]]\ntext = "lamp"\ncall = [{ name = "set_lamp", args = { on = true } }]\n'

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from agent.emulator import Emulator, EmulatorConfig, Scenario
-from agent.emulator.testing import utterance
+from tests.support.emulator_client import utterance
 
 JS = Path(__file__).with_name("js")
 SCENARIO = Scenario.parse(

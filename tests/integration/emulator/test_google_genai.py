@@ -18,7 +18,7 @@ from google.genai import errors, types
 from PIL import Image
 
 from agent.emulator import Emulator, EmulatorConfig, Scenario, client_context
-from agent.emulator.testing import utterance
+from tests.support.emulator_client import utterance
 
 SCENARIO = Scenario.parse(
     """

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from agent.emulator import Emulator, EmulatorConfig
-from agent.emulator.testing import STEP, audio_message, setup_message, tone
+from tests.support.emulator_client import STEP, audio_message, setup_message, tone
 
 DEV = "/ws/google.ai.generativelanguage.{v}.GenerativeService.BidiGenerateContent"
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from agent.emulator import Emulator, EmulatorConfig
-from agent.emulator.testing import audio_message, setup_message, utterance
+from tests.support.emulator_client import audio_message, setup_message, utterance
 
 
 def _frames(start: int, stop: int) -> list[np.ndarray[Any, np.dtype[np.int16]]]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from agent.emulator import Emulator, EmulatorConfig, Scenario
-from agent.emulator.testing import setup_message, transcript, utterance
+from tests.support.emulator_client import setup_message, transcript, utterance
 
 HANDLES = {"sessionResumption": {}, "inputAudioTranscription": {}}
 VERTEX = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
