@@ -16,9 +16,14 @@ no public report gives them (an exhausted context window closes with 1007).
 
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.faults import Fault, FaultKind, Trigger
-from agent.emulator.recording import ConnectionRecording, Recordings, SessionRecording
+from agent.emulator.recording import (
+    ConnectionRecording,
+    EmulatorStats,
+    Recordings,
+    SessionRecording,
+)
 from agent.emulator.scenario import CallSpec, Rule, Scenario, ScenarioError
-from agent.emulator.server import Emulator, EmulatorStats, run_emulator
+from agent.emulator.server import Emulator, run_emulator
 from agent.emulator.tls import client_context
 
 __all__ = [

@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from agent.emulator import wire
+from agent.emulator.config import EmulatorConfig
 from agent.emulator.faults import TOOL_KINDS, Fault, FaultKind, Trigger
 from agent.emulator.model import FakeModel
-from agent.emulator.recording import AudioChunk, ConnectionRecording, Received, Sent, VideoFrame
+from agent.emulator.recording import (
+    AudioChunk,
+    ConnectionRecording,
+    EmulatorStats,
+    Received,
+    Recordings,
+    Sent,
+    VideoFrame,
+)
 from agent.emulator.routes import Backend, Credentials, Route, check_credentials
-from agent.emulator.sessions import ServerSession
+from agent.emulator.sessions import ServerSession, SessionStore
 
-if TYPE_CHECKING:
-    from agent.emulator.server import Emulator
+
+class Host(Protocol):
+    """What a connection uses of the emulator that accepted it."""
+
+    config: EmulatorConfig
+    stats: EmulatorStats
+    sessions: SessionStore
+    recordings: Recordings
+
+    async def wait_for_close(self, number: int, within_s: float) -> None: ...
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +45,7 @@ class LiveConnection:
 
     def __init__(
         self,
-        emulator: Emulator,
+        emulator: Host,
         ws: ServerConnection,
         number: int,
         route: Route,

@@ -6,6 +6,7 @@ compare them with its own clock to measure latency.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,3 +159,26 @@ def _concat(chunks: list[AudioChunk]) -> npt.NDArray[np.int16]:
     if not chunks:
         return np.zeros(0, dtype=np.int16)
     return np.concatenate([c.samples for c in chunks]).astype(np.int16, copy=False)
+
+
+@dataclass(slots=True)
+class EmulatorStats:
+    """Counters, and the handling time of each received audio frame (receive -> parsed ->
+    recorded and fed to speech detection), in seconds."""
+
+    connections: int = 0
+    refused_handshakes: int = 0
+    sessions: int = 0
+    resumed: int = 0
+    messages: int = 0
+    audio_frames: int = 0
+    video_frames: int = 0
+    violations: int = 0
+    faults: int = 0
+    frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
+
+    def frame_percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of per-frame handling time, in seconds."""
+        if not self.frame_times:
+            return 0.0
+        return float(np.percentile(np.fromiter(self.frame_times, dtype=float), q))

@@ -6,14 +6,12 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import numpy as np
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -22,35 +20,12 @@ from websockets.http11 import Request, Response
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.connection import LiveConnection
 from agent.emulator.faults import HANDSHAKE_KINDS, Fault, FaultKind
-from agent.emulator.recording import Recordings
+from agent.emulator.recording import EmulatorStats, Recordings
 from agent.emulator.routes import Route, extract_credentials, match_route
 from agent.emulator.sessions import SessionStore
 from agent.emulator.tls import make_certificate, server_context
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(slots=True)
-class EmulatorStats:
-    """Counters, and the handling time of each received audio frame (receive -> parsed ->
-    recorded and fed to speech detection), in seconds."""
-
-    connections: int = 0
-    refused_handshakes: int = 0
-    sessions: int = 0
-    resumed: int = 0
-    messages: int = 0
-    audio_frames: int = 0
-    video_frames: int = 0
-    violations: int = 0
-    faults: int = 0
-    frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
-
-    def frame_percentile(self, q: float) -> float:
-        """The ``q``-th percentile (0-100) of per-frame handling time, in seconds."""
-        if not self.frame_times:
-            return 0.0
-        return float(np.percentile(np.fromiter(self.frame_times, dtype=float), q))
 
 
 @dataclass(slots=True)
