@@ -153,6 +153,7 @@ def test_bench_camera_frame_to_jpeg() -> None:
     baseline = results[0][1]
 
     print()
+    print("Camera frame -> JPEG for the Live API, CPU per frame (ours vs the Live API cookbook)")
     print(f"{'path':52} {'CPU ms/frame':>12} {'vs 720p':>8} {'1 FPS core':>10} {'JPEG KiB':>9}")
     for name, ms, size in results:
         print(f"{name:52} {ms:12.3f} {ms / baseline:8.3f} {ms / 1000:10.3%} {size / 1024:9.1f}")
