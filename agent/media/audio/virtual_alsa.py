@@ -12,6 +12,9 @@ Devices (names as PortAudio lists them):
 ``vmic_i2s``
     ``plug`` over a 16 kHz mono S16 feed on the same pipe: the app opens it as an I2S mic
     (48 kHz, 2 ch, S32_LE) and ALSA converts.
+``vmic_plug``
+    ``plug`` over an I2S-format feed (48 kHz, 2 ch, S32_LE) on the same pipe: what an app
+    that opens the default device at 16 kHz mono gets on a Pi with an I2S mic.
 ``vspk``
     raw playback into the pipe on fd 62.
 ``vspk_wav``
@@ -41,12 +44,13 @@ from agent.media.audio.devices import PortAudio, release_alsa_config, silence_na
 
 MIC_FD = 63
 SPEAKER_FD = 62
-DEVICE_NAMES = ("vmic", "vmic_i2s", "vspk", "vspk_wav")
+DEVICE_NAMES = ("vmic", "vmic_i2s", "vmic_plug", "vspk", "vspk_wav")
 _F_SETPIPE_SZ = 1031
 
 _ASOUNDRC = """\
 pcm.vmic {{ type file; slave.pcm "null"; file "/dev/null"; infile {mic_fd}; format "raw" }}
 pcm.vmic_i2s {{ type plug; slave {{ pcm "vmic"; rate 16000; channels 1; format S16_LE }} }}
+pcm.vmic_plug {{ type plug; slave {{ pcm "vmic"; rate 48000; channels 2; format S32_LE }} }}
 pcm.vspk {{ type file; slave.pcm "null"; file {speaker_fd}; format "raw" }}
 pcm.vspk_wav {{ type file; slave.pcm "null"; file "{root}/vspk.wav"; format "wav" }}
 pcm.!default {{ type asym; playback.pcm "vspk"; capture.pcm "vmic" }}

@@ -20,6 +20,7 @@ from agent.media.audio import (
     load_mic_profile,
 )
 from agent.media.audio.capture import PyAudioInput
+from agent.media.audio.devices import PortAudio
 from agent.media.audio.virtual_alsa import VirtualAlsa, VirtualMic, VirtualSpeaker
 
 TIMEOUT = 10.0
@@ -132,6 +133,34 @@ async def test_vmic_i2s_plug_device_opens_in_the_i2s_format(virtual_mic: Virtual
     amplitude, snr = fit(y[3200:], 500, 16000)
     assert amplitude == pytest.approx(0.3, rel=0.05)
     assert snr > 30  # ALSA's own linear rate converter sits in between
+
+
+def test_vmic_plug_device_converts_an_i2s_feed_for_a_16k_app(virtual_mic: VirtualMic) -> None:
+    # The feed is in the I2S format (48 kHz / 2 ch / S32, the tone on both channels, as ALSA's
+    # plug mixes them down); the app opens 16 kHz mono S16 with 1024-frame reads, like the Live
+    # API cookbook. The plug reads 64 ms (3072 frames) of the feed per read of the app.
+    t = np.arange(48000 * 3) / 48000
+    tone = np.round(0.3 * np.sin(2 * math.pi * 500 * t) * 2**31).astype("<i4")
+    virtual_mic.play(
+        np.repeat(tone[:, None], 2, axis=1).tobytes(),
+        block_bytes=3072 * 8,
+        bytes_per_second=I2S_BYTES_PER_S,
+    )
+    host = PortAudio()
+    try:
+        index = host.find("vmic_plug", want_input=True)["index"]
+        stream = host.pa.open(
+            format=host.format_code("int16"), channels=1, rate=16000, input=True,
+            input_device_index=index, frames_per_buffer=1024,
+        )
+        data = b"".join(stream.read(1024, exception_on_overflow=False) for _ in range(30))
+        stream.close()
+    finally:
+        virtual_mic.close()
+        host.close()
+    amplitude, snr = fit(np.frombuffer(data, "<i2")[8000:] / 32768.0, 500, 16000)
+    assert amplitude == pytest.approx(0.3, rel=0.05)
+    assert snr > 30
 
 
 async def test_device_error_mid_stream_reopens_and_audio_continues(virtual_mic: VirtualMic) -> None:

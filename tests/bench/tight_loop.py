@@ -1,0 +1,329 @@
+"""The tight loop, side by side: ``edge-agent run`` against the cookbook-style agent.
+
+Both agents get the same inputs, one after the other in alternating rounds: an I2S-format
+microphone feed (48 kHz, 2 ch, S32, a voice-like burst every 4 s) on the virtual ALSA mic, a
+folder of 1280x720 JPEG photos as the camera, a real-time virtual speaker at 24 kHz, and one
+emulator over TLS (google-genai insists on wss://, and the real service is TLS too). The
+daemon reads the raw device as it reads an I2S mic on a Pi and converts it itself; the cookbook
+agent opens it through ALSA's ``plug`` at 16 kHz mono, as its ``default`` device does on a Pi,
+so ALSA's conversion is part of its cost. The daemon streams with ``echo = "none"`` (the
+cookbook agent has no echo handling either).
+
+Per process, from outside: CPU from ``/proc/PID/stat`` (all threads), RSS/PSS/USS from
+``smaps_rollup``, wake-ups as context switches summed over every thread. The table gives the
+median of the rounds (``TIGHT_LOOP_ROUNDS``, default 3) and the ratio daemon / cookbook.
+Run by test_bench_tight_loop.py in a process of its own (the virtual sound devices must be
+set up before PortAudio starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+from PIL import Image
+
+from agent.emulator.config import EmulatorConfig
+from agent.emulator.scenario import Scenario
+from agent.emulator.server import Emulator
+from agent.media.audio.virtual_alsa import MIC_FD, SPEAKER_FD, VirtualAlsa, VirtualMic
+
+ROUNDS = int(os.environ.get("TIGHT_LOOP_ROUNDS", "3"))
+WARMUP_S = 5.0
+MEASURE_S = 15.0
+API_KEY = "bench-key"
+I2S_BYTES_PER_S = 48_000 * 2 * 4
+# Each reader's read size in bytes (see virtual_alsa.py: the feed is written in those blocks):
+# the daemon reads 40 ms of the raw device, ALSA's plug reads 1024 frames' worth (64 ms).
+DAEMON_BLOCK = 1920 * 8
+COOKBOOK_BLOCK = 3072 * 8
+TICKS = os.sysconf("SC_CLK_TCK")
+HERE = Path(__file__).parent
+
+
+def i2s_feed(seconds: float) -> bytes:
+    """48 kHz stereo S32: a 0.6 s voice-like burst every 4 s, the same on both channels."""
+    rate = 48_000
+    t = np.arange(int(0.6 * rate)) / rate
+    burst = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(np.pi * t / 0.6)
+    period = np.concatenate([burst, np.zeros(int(3.4 * rate))])
+    mono = (np.tile(period, int(np.ceil(seconds / 4.0))) * (2**31 - 1)).astype("<i4")
+    return np.repeat(mono[:, None], 2, axis=1).tobytes()
+
+
+def write_photos(folder: Path, count: int = 6) -> None:
+    """Photo-like 1280x720 JPEGs: smooth gradients with texture, so the encoders work."""
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:720, 0:1280]
+    for i in range(count):
+        base = np.stack([(x + 40 * i) % 256, (y + 30 * i) % 256, (x + y) // 8 % 256], axis=-1)
+        noise = rng.integers(-24, 24, size=base.shape)
+        pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"photo{i}.jpg", quality=90)
+
+
+def daemon_config(endpoint: str, photos: Path) -> str:
+    return f"""
+[live]
+backend = "gemini"
+endpoint = "{endpoint}"
+
+[audio]
+input = "vmic"
+mic = "inmp441"
+echo = "none"
+
+[audio.output]
+device = "vspk"
+rate = 24000
+
+[camera]
+source = "image-folder"
+path = "{photos}"
+width = 768
+height = 576
+interval_s = 1.0
+
+[gpio]
+pin_factory = "mock"
+
+[[tools]]
+name = "set_lamp"
+description = "Switch the lamp."
+kind = "digital_output"
+pin = 17
+
+[logging]
+level = "warning"
+format = "json"
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime, all threads
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary switches of every thread: how often the process wakes."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+def thread_count(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS (private clean + dirty) from smaps_rollup, in MB."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        values[name] = int(rest.split()[0])
+    return {
+        "rss": values["Rss"] / 1024,
+        "pss": values["Pss"] / 1024,
+        "uss": (values["Private_Clean"] + values["Private_Dirty"]) / 1024,
+    }
+
+
+@dataclass
+class Round:
+    cpu_percent: float
+    rss: float
+    pss: float
+    uss: float
+    wakeups_per_s: float
+    threads: int
+    audio_frames_per_s: float
+    video_frames: int
+    speaker_s: float
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        async with asyncio.timeout(10):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def wait_for_line(stream: asyncio.StreamReader, text: str) -> None:
+    async with asyncio.timeout(30):
+        while text not in (await stream.readline()).decode():
+            if stream.at_eof():
+                raise RuntimeError(f"the agent ended before saying {text!r}")
+
+
+async def wait_ready(notify: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(30):
+        while "READY=1" not in (await loop.sock_recv(notify, 4096)).decode():
+            pass
+
+
+class Bench:
+    def __init__(self, root: Path, alsa: VirtualAlsa, emulator: Emulator) -> None:
+        self.root = root
+        self.alsa = alsa
+        self.emulator = emulator
+        self.photos = root / "photos"
+        write_photos(self.photos)
+        assert emulator.cert_path is not None
+        self.cert = emulator.cert_path
+        self.env = dict(os.environ, GEMINI_API_KEY=API_KEY, SSL_CERT_FILE=str(self.cert))
+        self.feed = i2s_feed(WARMUP_S + MEASURE_S + 30)
+
+    async def start_daemon(self) -> asyncio.subprocess.Process:
+        config = self.root / "agent.toml"
+        config.write_text(daemon_config(self.emulator.url, self.photos))
+        notify_path = self.root / "notify.sock"
+        notify_path.unlink(missing_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.bind(str(notify_path))
+            notify.setblocking(False)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "agent.cli", "run", "--config", str(config),
+                env=dict(self.env, NOTIFY_SOCKET=str(notify_path)),
+                pass_fds=(MIC_FD, SPEAKER_FD),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            await wait_ready(notify)
+        return process
+
+    async def start_cookbook(self) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(HERE / "cookbook_agent.py"),
+            self.emulator.url.replace("wss://", "https://"), str(self.cert), str(self.photos),
+            "vmic_plug",
+            env=self.env,
+            pass_fds=(MIC_FD, SPEAKER_FD),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        await wait_for_line(process.stdout, "connected")
+        return process
+
+    async def round(self, name: str) -> Round:
+        mic: VirtualMic = self.alsa.mic()
+        block = DAEMON_BLOCK if name == "daemon" else COOKBOOK_BLOCK
+        mic.play(self.feed, block_bytes=block, bytes_per_second=I2S_BYTES_PER_S)
+        speaker = self.alsa.speaker(bytes_per_second=24_000 * 2)
+        start = self.start_daemon if name == "daemon" else self.start_cookbook
+        process = await start()
+        try:
+            await asyncio.sleep(WARMUP_S)
+            stats = self.emulator.stats
+            audio0, video0, speaker0 = stats.audio_frames, stats.video_frames, len(speaker.data)
+            cpu0, switches0, wall0 = (
+                cpu_seconds(process.pid), context_switches(process.pid), time.monotonic()
+            )
+            await asyncio.sleep(MEASURE_S)
+            cpu1, switches1, wall1 = (
+                cpu_seconds(process.pid), context_switches(process.pid), time.monotonic()
+            )
+            elapsed = wall1 - wall0
+            memory = memory_mb(process.pid)
+            result = Round(
+                cpu_percent=100.0 * (cpu1 - cpu0) / elapsed,
+                rss=memory["rss"],
+                pss=memory["pss"],
+                uss=memory["uss"],
+                wakeups_per_s=(switches1 - switches0) / elapsed,
+                threads=thread_count(process.pid),
+                audio_frames_per_s=(stats.audio_frames - audio0) / elapsed,
+                video_frames=stats.video_frames - video0,
+                speaker_s=(len(speaker.data) - speaker0) / 48_000,
+            )
+        finally:
+            await stop(process)
+            mic.close()
+            speaker.close()
+        return result
+
+
+async def measure(root: Path) -> dict[str, list[Round]]:
+    alsa = VirtualAlsa(root)
+    alsa.install()
+    scenario = Scenario.from_mapping({"name": "bench", "default_reply": "I heard you say {text}."})
+    rounds: dict[str, list[Round]] = {"daemon": [], "cookbook": []}
+    config = EmulatorConfig(tls=True, api_key=API_KEY, scenario=scenario)
+    async with Emulator(config) as emulator:
+        bench = Bench(root, alsa, emulator)
+        for _ in range(ROUNDS):
+            for name in ("daemon", "cookbook"):
+                rounds[name].append(await bench.round(name))
+    alsa.uninstall()
+    return rounds
+
+
+def report(rounds: dict[str, list[Round]]) -> None:
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in rounds[name])
+
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(label: str, field: str, fmt: str, goal: str = "", met: bool | None = None) -> None:
+        ours, theirs = median("daemon", field), median("cookbook", field)
+        ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+        shown = "" if met is None else ("yes" if met else "NO")
+        rows.append((label, fmt.format(ours), fmt.format(theirs), ratio, f"{goal} {shown}"))
+
+    cpu_ratio = median("daemon", "cpu_percent") / median("cookbook", "cpu_percent")
+    uss_ratio = median("daemon", "uss") / median("cookbook", "uss")
+    row("CPU, % of one core", "cpu_percent", "{:.2f}", "ratio <= 0.5x", cpu_ratio <= 0.5)
+    row("RSS, MB", "rss", "{:.1f}", "ours <= 50 MB", median("daemon", "rss") <= 50)
+    row("PSS, MB", "pss", "{:.1f}")
+    row("USS, MB", "uss", "{:.1f}", "ratio <= 0.5x", uss_ratio <= 0.5)
+    row("wake-ups per second (all threads)", "wakeups_per_s", "{:.0f}")
+    row("threads", "threads", "{:.0f}")
+    row("audio frames/s at the emulator", "audio_frames_per_s", "{:.1f}")
+    row("camera frames at the emulator", "video_frames", "{:.0f}")
+    row("speech played, s", "speaker_s", "{:.1f}")
+    daemon_cpu = median("daemon", "cpu_percent")
+    print(
+        f"\n\nThe tight loop: edge-agent run vs the cookbook agent, same inputs "
+        f"(median of {ROUNDS} alternating rounds, {MEASURE_S:.0f} s each after {WARMUP_S:.0f} s)"
+    )
+    print(f"{'measure':<36}{'edge-agent':>11}{'cookbook':>10}{'ratio':>8}  goal")
+    for label, ours, theirs, ratio, goal in rows:
+        print(f"{label:<36}{ours:>11}{theirs:>10}{ratio:>8}  {goal}")
+    print(
+        f"goal: daemon CPU <= 1.25 % of one core: {'met' if daemon_cpu <= 1.25 else 'not met'}"
+        f" ({daemon_cpu:.2f} %)"
+    )
+    print("rounds (CPU %):", {n: [round(r.cpu_percent, 2) for r in rs] for n, rs in rounds.items()})
+
+
+def main() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    with tempfile.TemporaryDirectory(prefix="edge-agent-tight-") as tmp:
+        rounds = asyncio.run(measure(Path(tmp)))
+    report(rounds)
+
+
+if __name__ == "__main__":
+    main()
