@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 import structlog
+from setproctitle import setthreadtitle
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +105,7 @@ class DeviceThread(Generic[StreamT]):
             log.warning(f"{self.events}.stop_timeout", device=self.device, waited_s=join_s)
 
     def _run(self) -> None:
+        setthreadtitle(self.name)  # what top -H and /proc/PID/task/*/comm show
         backoff = self.reopen_initial_s
         while not self.stopping.is_set():
             try:

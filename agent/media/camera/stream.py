@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import structlog
 from numpy.typing import NDArray
+from setproctitle import setthreadtitle
 
 from agent.media.camera.change import ChangeDetector, luma_thumbnail
 from agent.media.camera.frames import CameraError, FrameSource, JpegFrame, YuvFrame, frame_size
@@ -57,6 +58,7 @@ class _CameraThread:
         self._thread.start()
 
     def _run(self) -> None:
+        setthreadtitle("camera")  # what top -H and /proc/PID/task/*/comm show
         while (call := self._calls.get()) is not None:
             call()
 
