@@ -34,8 +34,32 @@ venv=${EDGE_AGENT_VENV:-.venv}
 
 echo "== ruff"; "$venv/bin/ruff" check agent tests
 echo "== mypy"; "$venv/bin/mypy"
+# The soak (tests/soak/soak.py): the daemon against the emulator with faults for
+# EDGE_AGENT_SOAK_S seconds (default 600), in the background while the tests run (it uses
+# little CPU), waited for before the benchmarks; its failure fails the run. A developer who
+# runs one tier (pytest arguments given) skips it.
+soak_pid=""
+stop_soak() { if [ -n "$soak_pid" ]; then kill "$soak_pid" 2>/dev/null || true; fi; }
+trap stop_soak EXIT
+if [ -z "${*}" ]; then
+  soak_log=$(mktemp "${TMPDIR:-/tmp}/edge-agent-soak.XXXXXX")
+  echo "== soak: ${EDGE_AGENT_SOAK_S:-600} s in the background, its table at the end"
+  "$venv/bin/python" tests/soak/soak.py >"$soak_log" 2>&1 &
+  soak_pid=$!
+fi
+
 echo "== pytest"; "$venv/bin/python" -m pytest -q "$@"
 if [ -z "${*}" ]; then
+  echo "== soak"
+  soak_status=0
+  wait "$soak_pid" || soak_status=$?
+  soak_pid=""
+  cat "$soak_log"
+  rm -f "$soak_log"
+  if [ "$soak_status" -ne 0 ]; then
+    echo "the soak failed (exit status $soak_status)"
+    exit 1
+  fi
   echo "== benchmarks"
   # Libraries pip has just written sit in the page cache in a way a booted Pi never sees them.
   "$venv/bin/python" tests/bench/page_cache.py

@@ -328,6 +328,7 @@ class FakeModel:
         message = wire.server_content(turnComplete=True)
         message["usageMetadata"] = usage
         await self.host.send(message)
+        self.stats.replies += 1
         update = self.host.handle_update()
         if update is not None:
             await self.host.send(update)
@@ -353,6 +354,7 @@ class FakeModel:
         if self.resumable:
             await self.host.send(wire.resumption_update(None, resumable=False))
         await self.host.send(wire.tool_call(calls))
+        self.stats.tool_calls += len(calls)
         log.info("emulator.tool.call", names=[c["name"] for c in calls])
         ids = [str(c["id"]) for c in calls]
         for fault in self.host.take_tool_faults():

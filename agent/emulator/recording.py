@@ -214,6 +214,8 @@ class EmulatorStats:
     video_frames: int = 0
     violations: int = 0
     faults: int = 0
+    replies: int = 0  # model turns completed
+    tool_calls: int = 0
     internal_errors: int = 0  # a bug of the emulator's: closed with 1011, logged once
     dropped_slow_clients: int = 0  # clients that read nothing for ``send_timeout_s``
     backpressure_waits: int = 0  # times a connection was not read: its model had a full queue
