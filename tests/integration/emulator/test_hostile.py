@@ -181,7 +181,7 @@ class Flooder:
         assert self._ready.wait(STEP), "the flooder did not get its setupComplete"
 
     def _run(self) -> None:
-        with sync_connect(self.url) as ws:
+        with sync_connect(self.url, close_timeout=0.5) as ws:
             ws.send(json.dumps(setup_message(**SLIDING)))
             ws.recv()
             reader = threading.Thread(target=self._read, args=(ws,))
@@ -280,7 +280,9 @@ async def test_a_client_that_stops_reading_is_dropped(open_client: Any) -> None:
     )  # fmt: skip
     async with Emulator(config) as emu:
         # a small receive buffer: the server's sends block soon
-        client: LiveClient = await open_client(emu, setup_message(**NO_INTERRUPTION), max_queue=1)
+        client: LiveClient = await open_client(
+            emu, setup_message(**NO_INTERRUPTION), max_queue=1, close_timeout=0.5
+        )
         for _ in range(8):
             await client.send({"realtimeInput": {"text": "w " * 2000}})
         async with asyncio.timeout(4 * STEP):
