@@ -327,3 +327,19 @@ async def test_expired_handles_and_closed_sessions_go_after_the_ttl(open_client:
         await asyncio.sleep(0.3)
         await open_client(emu, setup_message())  # a new session sweeps the expired ones
         assert len(emu.sessions.sessions) == 1 and emu.sessions.handle_count == 0
+
+
+async def test_abandoned_handshakes_do_not_hold_a_slot(open_client: Any) -> None:
+    """Clients that give up while their upgrade is delayed never reach a handler: the slots
+    they were admitted to are free again."""
+    from agent.emulator import EmulatorLimits, Fault
+
+    async with Emulator(EmulatorConfig(limits=EmulatorLimits(max_connections=2))) as emu:
+        for number in (1, 2, 3):
+            emu.inject(Fault.delay_handshake(0.3), connection=number)
+            with pytest.raises(TimeoutError):
+                await connect(emu.url + URL_TAIL, open_timeout=0.1)
+        await asyncio.sleep(0.5)  # the delays end; the upgrades go to closed sockets
+        await open_client(emu, setup_message())
+        await open_client(emu, setup_message())
+        assert emu.stats.refused_handshakes == 0
