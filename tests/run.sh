@@ -32,22 +32,26 @@ venv=${EDGE_AGENT_VENV:-.venv}
 # The full ansible package: it bundles community.general's chroot connection.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check 'ansible>=10,<13' 'ansible-lint>=24'
 
-echo "== ruff"; "$venv/bin/ruff" check agent tests
-echo "== mypy"; "$venv/bin/mypy"
 # The soak (tests/soak/soak.py): the daemon against the emulator with faults for
-# EDGE_AGENT_SOAK_S seconds (default 600), in the background while the tests run (it uses
-# little CPU), waited for before the benchmarks; its failure fails the run. A developer who
-# runs one tier (pytest arguments given) skips it.
+# EDGE_AGENT_SOAK_S seconds (default 600), in the background from here (it uses little CPU)
+# while the linters and the tests run, waited for before the benchmarks; its failure fails the
+# run. A developer who runs one tier (pytest arguments given) skips it.
 soak_pid=""
-stop_soak() { if [ -n "$soak_pid" ]; then kill "$soak_pid" 2>/dev/null || true; fi; }
+soak_log=""
+stop_soak() {
+  if [ -n "$soak_pid" ]; then kill "$soak_pid" 2>/dev/null || true; wait "$soak_pid" || true; fi
+  if [ -n "$soak_log" ]; then rm -f "$soak_log"; fi
+}
 trap stop_soak EXIT
 if [ -z "${*}" ]; then
   soak_log=$(mktemp "${TMPDIR:-/tmp}/edge-agent-soak.XXXXXX")
-  echo "== soak: ${EDGE_AGENT_SOAK_S:-600} s in the background, its table at the end"
+  echo "== soak: ${EDGE_AGENT_SOAK_S:-600} s in the background, its table after the tests"
   "$venv/bin/python" tests/soak/soak.py >"$soak_log" 2>&1 &
   soak_pid=$!
 fi
 
+echo "== ruff"; "$venv/bin/ruff" check agent tests
+echo "== mypy"; "$venv/bin/mypy"
 echo "== pytest"; "$venv/bin/python" -m pytest -q "$@"
 if [ -z "${*}" ]; then
   echo "== soak"
@@ -55,7 +59,6 @@ if [ -z "${*}" ]; then
   wait "$soak_pid" || soak_status=$?
   soak_pid=""
   cat "$soak_log"
-  rm -f "$soak_log"
   if [ "$soak_status" -ne 0 ]; then
     echo "the soak failed (exit status $soak_status)"
     exit 1

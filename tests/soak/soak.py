@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -251,6 +252,12 @@ def count_errors(log: Path) -> int:
 # --- the run -------------------------------------------------------------------------------
 
 
+def _cpu_s(who: int) -> float:
+    """User and system CPU seconds of this process (RUSAGE_SELF) or its waited-for children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def print_row(s: Sample) -> None:
     print(f"{s.t:>6.0f}{s.rss_kb / 1024:>9.1f}{s.fds:>6}{s.threads:>9}{s.connections:>13}"
           f"{s.faults:>8}{s.replies:>9}{s.tool_calls:>12}{s.emulator_rss_kb / 1024:>17.1f}",
@@ -313,10 +320,15 @@ async def soak(seconds: float, interval: float, fault_every: float) -> int:
             print("soak: interrupted", flush=True)
             return 1
         errors = count_errors(log)
+        reconnects = max(0, emulator.stats.connections - 1)
     verdict = judge(samples, exited)
     kinds = ", ".join(name for name, _ in FAULTS[: min(fault_index, len(FAULTS))])
     print(f"faults injected: {fault_index} ({kinds}); daemon log lines at error level: {errors};"
           f" daemon exit status on SIGTERM: {status}")  # fmt: skip
+    elapsed = time.monotonic() - started
+    daemon_cpu, emulator_cpu = _cpu_s(resource.RUSAGE_CHILDREN), _cpu_s(resource.RUSAGE_SELF)
+    print(f"reconnects: {reconnects}; CPU in {elapsed:.0f} s: daemon {daemon_cpu:.1f} s, "
+          f"emulator {emulator_cpu:.1f} s")  # fmt: skip
     if verdict.rss_kb is None:
         print("growth: too few samples to judge")
     else:
