@@ -29,13 +29,11 @@ venv=${EDGE_AGENT_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
-# The full ansible package: it bundles community.general's chroot connection.
-"$venv/bin/python" -m pip install -q --disable-pip-version-check 'ansible>=10,<13' 'ansible-lint>=24'
-
 # The soak (tests/soak/soak.py): the daemon against the emulator with faults for
-# EDGE_AGENT_SOAK_S seconds (default 600), in the background from here (it uses little CPU)
-# while the linters and the tests run, waited for before the benchmarks; its failure fails the
-# run. A developer who runs one tier (pytest arguments given) skips it.
+# EDGE_AGENT_SOAK_S seconds (default 600), in the background from as soon as the package is
+# installed (it uses little CPU) while the rest installs and the linters and the tests run;
+# waited for before the benchmarks, and its failure fails the run. A developer who runs one
+# tier (pytest arguments given) skips it.
 soak_pid=""
 soak_log=""
 stop_soak() {
@@ -49,6 +47,9 @@ if [ -z "${*}" ]; then
   "$venv/bin/python" tests/soak/soak.py >"$soak_log" 2>&1 &
   soak_pid=$!
 fi
+
+# The full ansible package: it bundles community.general's chroot connection.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check 'ansible>=10,<13' 'ansible-lint>=24'
 
 echo "== ruff"; "$venv/bin/ruff" check agent tests
 echo "== mypy"; "$venv/bin/mypy"

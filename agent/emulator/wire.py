@@ -106,7 +106,7 @@ def brief(value: Any) -> str:
 
 # --- lenient field access ----------------------------------------------------------------
 
-_SNAKE_CACHE: dict[str, str] = {}
+_SNAKE_CACHE: dict[str, str] = {}  # keyed by the field names this module asks for, never a client's
 _CAMEL_RE: Final = re.compile(r"([A-Z])")
 
 
