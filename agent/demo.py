@@ -100,7 +100,7 @@ async def run_demo(out: TextIO, reply_wav: Path | None, timeout_s: float = 60.0)
     """Run the demo until the model has answered every command; returns an exit code."""
     transcript = Transcript(out)
     scenario_path = Path(str(resources.files("agent.emulator") / "scenarios" / "lamp.toml"))
-    emulator = EmulatorConfig(scenario=Scenario.load(scenario_path))
+    emulator = EmulatorConfig(scenario=Scenario.load(scenario_path), record=False)
     daemon = Daemon(demo_config(reply_wav), on_event=transcript, emulator_config=emulator)
     out.write("edge-agent demo: three spoken commands, a mock lamp on GPIO17, the emulator.\n\n")
 

@@ -29,6 +29,25 @@ venv=${EDGE_AGENT_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+# The soak (tests/soak/soak.py): the daemon against the emulator with faults for
+# EDGE_AGENT_SOAK_S seconds (default 600), in the background from as soon as the package is
+# installed (it uses little CPU) while the rest installs and the linters and the tests run;
+# waited for before the benchmarks, and its failure fails the run. A developer who runs one
+# tier (pytest arguments given) skips it.
+soak_pid=""
+soak_log=""
+stop_soak() {
+  if [ -n "$soak_pid" ]; then kill "$soak_pid" 2>/dev/null || true; wait "$soak_pid" || true; fi
+  if [ -n "$soak_log" ]; then rm -f "$soak_log"; fi
+}
+trap stop_soak EXIT
+if [ -z "${*}" ]; then
+  soak_log=$(mktemp "${TMPDIR:-/tmp}/edge-agent-soak.XXXXXX")
+  echo "== soak: ${EDGE_AGENT_SOAK_S:-600} s in the background, its table after the tests"
+  "$venv/bin/python" tests/soak/soak.py >"$soak_log" 2>&1 &
+  soak_pid=$!
+fi
+
 # The full ansible package: it bundles community.general's chroot connection.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check 'ansible>=10,<13' 'ansible-lint>=24'
 
@@ -36,6 +55,15 @@ echo "== ruff"; "$venv/bin/ruff" check agent tests
 echo "== mypy"; "$venv/bin/mypy"
 echo "== pytest"; "$venv/bin/python" -m pytest -q "$@"
 if [ -z "${*}" ]; then
+  echo "== soak"
+  soak_status=0
+  wait "$soak_pid" || soak_status=$?
+  soak_pid=""
+  cat "$soak_log"
+  if [ "$soak_status" -ne 0 ]; then
+    echo "the soak failed (exit status $soak_status)"
+    exit 1
+  fi
   echo "== benchmarks"
   # Libraries pip has just written sit in the page cache in a way a booted Pi never sees them.
   "$venv/bin/python" tests/bench/page_cache.py

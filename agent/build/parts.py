@@ -143,7 +143,8 @@ class Builder:
             reload picks up a new key).
         on_session_state: told every state change of each session built.
         on_pin_change: told every pin change of each registry built.
-        emulator_config: the in-process emulator's settings (default: the lamp scenario).
+        emulator_config: the in-process emulator's settings (default: the lamp scenario,
+            nothing recorded, a small device's limits).
     """
 
     def __init__(
@@ -256,10 +257,9 @@ class Builder:
     async def _emulator(self, config: AgentConfig) -> tuple[Emulator | None, Undo | None]:
         if not _emulator_wanted(config):
             return None, None
-        from agent.emulator.config import EmulatorConfig
         from agent.emulator.server import Emulator
 
-        emulator = Emulator(self._emulator_config or EmulatorConfig(scenario=_lamp_scenario()))
+        emulator = Emulator(self._emulator_config or _in_process_emulator_config())
         await emulator.start()
         return emulator, emulator.close
 
@@ -302,6 +302,21 @@ def _release_pins(registry: ToolRegistry) -> Undo:
         registry.close()
 
     return release
+
+
+def _in_process_emulator_config() -> EmulatorConfig:
+    """The agent's own emulator runs as long as the agent: it records nothing (a recording
+    grows by about 700 MB an hour), and any local user can reach its port, so it holds what a
+    small device can spare."""
+    from agent.emulator.config import EmulatorConfig, EmulatorLimits
+
+    limits = EmulatorLimits(
+        max_connections=4, max_pending_turns=4, max_sessions=4, max_handles_per_session=2,
+        record_max_connections=8,
+    )  # fmt: skip
+    return EmulatorConfig(
+        scenario=_lamp_scenario(), record=False, limits=limits, max_message_bytes=2 * 1024 * 1024
+    )
 
 
 def _lamp_scenario() -> Scenario:

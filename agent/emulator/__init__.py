@@ -14,7 +14,7 @@ other than injected handshake refusals; App Check; and the service's close reaso
 no public report gives them (an exhausted context window closes with 1007).
 """
 
-from agent.emulator.config import EmulatorConfig
+from agent.emulator.config import EmulatorConfig, EmulatorLimits
 from agent.emulator.faults import Fault, FaultKind, Trigger
 from agent.emulator.recording import (
     ConnectionRecording,
@@ -31,6 +31,7 @@ __all__ = [
     "ConnectionRecording",
     "Emulator",
     "EmulatorConfig",
+    "EmulatorLimits",
     "EmulatorStats",
     "Fault",
     "FaultKind",

@@ -74,7 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--text-frames", action="store_true", help="send JSON in text frames, not binary"
     )
     parser.add_argument(
-        "--record", action="store_true", help="keep what clients send in memory (for tests)"
+        "--record",
+        action="store_true",
+        help="keep what clients send in memory (for tests; at most 256 MB and 1000 "
+        "connections, the oldest closed ones forgotten first)",
     )
 
 

@@ -9,6 +9,27 @@ from agent.emulator.scenario import Scenario
 
 
 @dataclass(frozen=True, slots=True)
+class EmulatorLimits:
+    """What one emulator holds at most, whatever its clients send. The defaults suit tests
+    and the command line; a device running an emulator in-process asks for less."""
+
+    max_connections: int = 64  # open at once; more are refused with HTTP 503
+    max_queued_frames: int = 4  # received frames buffered per connection before TCP pushes back
+    max_pending_turns: int = 8  # user turns waiting for the fake model per connection
+    max_turn_chars: int = 16_384  # text of one user turn the model keeps (tokens count it all)
+    max_reply_s: float = 60.0  # longest spoken reply, in the service's seconds
+    max_transcript_fragments: int = 64  # transcription messages per turn (fragments grow)
+    max_outstanding_calls: int = 64  # function calls waiting for a response per connection
+    max_armed_faults: int = 64  # faults armed on a connection and not yet fired
+    send_timeout_s: float = 30.0  # a client that reads nothing for this long is dropped
+    max_sessions: int = 256  # sessions kept; closed ones past the handle TTL go first
+    max_handles_per_session: int = 8  # the newest handles of a session stay valid
+    max_history: int = 32  # turns of conversation history a session keeps
+    record_max_bytes: int = 256 * 1024 * 1024  # frames recorded in all (oldest connections go)
+    record_max_connections: int = 1000  # connection recordings kept (oldest closed ones go)
+
+
+@dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     """Everything that shapes how the emulator behaves. Durations are in seconds of the
     service's clock; ``time_scale`` multiplies every wall-clock duration (lifetimes, goAway
@@ -48,8 +69,9 @@ class EmulatorConfig:
 
     binary_frames: bool = True  # production sends JSON in binary frames
     send_session_id: bool = True
-    max_message_bytes: int = 8 * 1024 * 1024
-    record: bool = True
+    max_message_bytes: int = 8 * 1024 * 1024  # a larger client frame is closed with 1009
+    record: bool = True  # keep what was received and sent (within the limits' budget)
+    limits: EmulatorLimits = EmulatorLimits()
 
     def scaled(self, seconds: float) -> float:
         """A service duration in wall-clock seconds."""

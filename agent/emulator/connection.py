@@ -1,19 +1,25 @@
-"""One WebSocket connection: handshake, the per-frame path, lifetime, and faults."""
+"""One WebSocket connection: handshake, the per-frame path, lifetime, and faults.
+
+A frame the service would refuse closes the connection with the service's code and reason; a
+bug of the emulator's own closes it with 1011 and one ``emulator.internal_error`` line. A client
+that reads nothing for ``send_timeout_s`` is dropped, so it cannot hold a slot forever.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from typing import Any, Protocol
 
 import structlog
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from agent.emulator import wire
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.faults import TOOL_KINDS, Fault, FaultKind, Trigger
-from agent.emulator.model import FakeModel
+from agent.emulator.model import LOG_TEXT_CHARS, FakeModel
 from agent.emulator.recording import (
     AudioChunk,
     ConnectionRecording,
@@ -39,6 +45,8 @@ class Host(Protocol):
 
 log = structlog.get_logger(__name__)
 
+SLICE_S = 0.005  # a connection handling buffered frames lets the others in after this long
+
 
 class LiveConnection:
     """Serves one client connection for the :class:`Emulator` that accepted it."""
@@ -62,6 +70,8 @@ class LiveConnection:
         self.ready = False  # setupComplete sent
         self.wants_handles = False
         self.transparent = False
+        self.ending = False  # the session is over and a close is on its way
+        self.dropped = False  # aborted: the client stopped reading
         self.consumed = -1  # index of the last client message consumed (after setup)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = asyncio.Event()
@@ -72,14 +82,25 @@ class LiveConnection:
     # --- sending -----------------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Send one server message (binary frame unless configured otherwise); record it."""
+        """Send one server message (binary frame unless configured otherwise); record it.
+
+        A client that has not read for ``send_timeout_s`` is dropped (ConnectionClosed)."""
         frame = wire.encode(message)
-        if self.config.binary_frames:
-            await self.ws.send(frame)
-        else:
-            await self.ws.send(frame.decode("utf-8"))
-        if self.config.record:
+        try:
+            async with asyncio.timeout(self.config.limits.send_timeout_s):
+                await self.ws.send(frame if self.config.binary_frames else frame.decode("utf-8"))
+        except TimeoutError:
+            self._drop_slow_client()
+            raise ConnectionClosedError(None, None) from None
+        if self.config.record and self.emulator.recordings.keep(self.recording, len(frame)):
             self.recording.sent.append(Sent(time.monotonic(), message))
+
+    def _drop_slow_client(self) -> None:
+        if not self.dropped:
+            self.dropped = True
+            self.emulator.stats.dropped_slow_clients += 1
+            self.log.info("emulator.client_not_reading", after_s=self.config.limits.send_timeout_s)
+        self.ws.transport.abort()
 
     async def close(self, close: tuple[int, str]) -> None:
         """Close with the service's code and reason."""
@@ -100,6 +121,12 @@ class LiveConnection:
             await self.close((exc.code, exc.reason))
         except ConnectionClosed:
             pass
+        except Exception as exc:  # a bug of ours: the client gets the service's 1011
+            self.emulator.stats.internal_errors += 1
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self.log.error("emulator.internal_error", error=repr(exc)[:200],
+                           at=f"{where.filename}:{where.lineno}")  # fmt: skip
+            await self.close(wire.INTERNAL)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -119,7 +146,7 @@ class LiveConnection:
             raise wire.ProtocolViolation(wire.DEADLINE_EXPIRED, "no setup message") from None
         message = wire.load_json(frame)
         kind, _ = wire.message_kind(message)
-        self._record(kind, message, t)
+        self._record(kind, message, t, len(frame))
         if kind != "setup":
             raise wire.invalid(f"first message must be setup, got {kind}")
         refused = check_credentials(self.credentials, self.config.api_key)
@@ -129,7 +156,7 @@ class LiveConnection:
         assert isinstance(setup, wire.Setup)
         model_id = wire.model_id(setup.model)
         if model_id is None:
-            raise wire.invalid(f"malformed model name {setup.model!r}")
+            raise wire.invalid(f"malformed model name {wire.brief(setup.model)}")
         if self.config.models is not None and model_id not in self.config.models:
             raise wire.ProtocolViolation(
                 (
@@ -148,6 +175,7 @@ class LiveConnection:
             self.config,
             self.session.state,
             self,
+            stats=self.emulator.stats,
             vertex=self.route.backend in (Backend.VERTEX, Backend.FIREBASE_VERTEX),
             resumable=self.wants_handles,
         )
@@ -164,7 +192,7 @@ class LiveConnection:
         store, stats = self.emulator.sessions, self.emulator.stats
         handle = setup.resumption.handle if setup.resumption else None
         if handle is None:
-            session = store.create(model_id)
+            session = store.create(model_id, time.monotonic())
             stats.sessions += 1
             resumed = False
         else:
@@ -182,7 +210,7 @@ class LiveConnection:
         session.connections += 1
         self.emulator.recordings.attach(self.recording, session.id, resumed=resumed)
         self.log = self.log.bind(session=session.id)
-        self.log.info("emulator.session", resumed=resumed, model=model_id)
+        self.log.info("emulator.session", resumed=resumed, model=model_id[:LOG_TEXT_CHARS])
         return session
 
     async def _serve(self) -> None:
@@ -191,8 +219,11 @@ class LiveConnection:
         stats = self.emulator.stats
         developer_api = self.route.developer_api
         record = self.config.record
-        rec = self.recording
+        recordings, rec = self.emulator.recordings, self.recording
+        slice_start = time.perf_counter()
         while True:
+            if await model.wait_for_space():  # backpressure: its turns wait, so does the client
+                stats.backpressure_waits += 1
             frame = await self.ws.recv()
             if not self._running.is_set():  # stalled: hold the frame until the stall ends
                 await self._running.wait()
@@ -203,30 +234,38 @@ class LiveConnection:
             kind = _kind_of(parsed)
             self.consumed += 1
             stats.messages += 1
+            self._record(kind, message, t, len(frame))
             if record:
-                self._record(kind, message, t)
                 if isinstance(parsed, wire.Audio):
-                    rec.audio.append(AudioChunk(t, parsed.rate, parsed.samples))
-                elif isinstance(parsed, wire.Video):
+                    if recordings.keep(rec, parsed.samples.nbytes):
+                        rec.audio.append(AudioChunk(t, parsed.rate, parsed.samples))
+                elif isinstance(parsed, wire.Video) and recordings.keep(rec, len(parsed.data)):
                     rec.video.append(VideoFrame(t, parsed.mime_type, parsed.data))
             if isinstance(parsed, wire.Audio):
                 # the per-frame path ends here; what speech detection found is acted on after
                 events = model.feed_audio(parsed)
                 stats.audio_frames += 1
-                stats.frame_times.append(time.perf_counter() - started)
+                if record:
+                    stats.frame_times.append(time.perf_counter() - started)
                 if events:
                     await model.on_speech_events(events)
-                continue
-            if isinstance(parsed, wire.Setup):
-                raise wire.invalid("setup sent twice")
-            if isinstance(parsed, wire.Video):
-                stats.video_frames += 1
-            await model.handle(parsed)
+            else:
+                if isinstance(parsed, wire.Setup):
+                    raise wire.invalid("setup sent twice")
+                if isinstance(parsed, wire.Video):
+                    stats.video_frames += 1
+                await model.handle(parsed)
+            # frames already buffered are handled without a pause: after a slice of the loop's
+            # time, let the other connections have it
+            if time.perf_counter() - slice_start > SLICE_S:
+                await asyncio.sleep(0)
+                slice_start = time.perf_counter()
 
-    def _record(self, kind: str, message: dict[str, Any], t: float) -> None:
-        if self.config.record:
-            rec = self.recording
-            rec.received.append(Received(len(rec.received), t, kind, message))
+    def _record(self, kind: str, message: dict[str, Any], t: float, size: int) -> None:
+        rec = self.recording
+        index, rec.messages = rec.messages, rec.messages + 1
+        if self.config.record and self.emulator.recordings.keep(rec, size):
+            rec.received.append(Received(index, t, kind, message))
 
     # --- lifetime ----------------------------------------------------------------------
 
@@ -259,10 +298,16 @@ class LiveConnection:
         """The context window is full: the session cannot go on or be resumed."""
         if self.session is not None:
             self.session.ended = True
-        self._start(self.close(close), "end-session")
+        if not self.ending:  # every later frame would find the window full too
+            self.ending = True
+            self._start(self.close(close), "end-session")
 
     def arm(self, fault: Fault) -> None:
-        """Arm a fault; ``now`` faults fire at once once the connection is set up."""
+        """Arm a fault; ``now`` faults fire at once once the connection is set up. Past
+        ``max_armed_faults`` not yet fired, the oldest is forgotten."""
+        if len(self.armed) >= self.config.limits.max_armed_faults:
+            forgotten = self.armed.pop(0)
+            self.log.warning("emulator.fault_forgotten", kind=forgotten.kind.value)
         self.armed.append(fault)
         if fault.at is Trigger.NOW and self.ready:
             self._start(self.fire(Trigger.NOW), "fault")

@@ -3,6 +3,11 @@
 It turns client input into user turns (spoken turns found by energy in the audio, or marked
 by activityStart/activityEnd; typed turns from clientContent and realtime text), answers each
 with the scenario's tool calls and reply, and keeps the session's token count.
+
+Its work per connection is bounded: at most ``max_pending_turns`` turns wait (the connection
+stops reading until one is answered; while a function call waits for its response, later
+turns join the last waiting one instead), a turn keeps ``max_turn_chars`` of its words, a
+reply lasts ``max_reply_s`` at most and is made and sent chunk by chunk, yielding to the loop.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from websockets.exceptions import ConnectionClosed
 from agent.emulator import wire
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.faults import Fault, FaultKind, Trigger
+from agent.emulator.recording import EmulatorStats
 from agent.emulator.scenario import DEFAULT, Rule, Scenario
 from agent.emulator.sessions import ConversationState
-from agent.emulator.speech import EnergyVad, VadEvent, VadSettings, pitch_for_voice, synth_voice
+from agent.emulator.speech import EnergyVad, VadEvent, VadSettings, pitch_for_voice, voice_chunks
 
 log = structlog.get_logger(__name__)
 
 _MEDIA_TOKENS = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256}
+LOG_TEXT_CHARS = 120  # what a log line shows of a turn's words
 
 
 class ModelHost(Protocol):
@@ -80,10 +87,13 @@ class FakeModel:
         state: ConversationState,
         host: ModelHost,
         *,
+        stats: EmulatorStats | None = None,
         vertex: bool = False,
         resumable: bool = False,
     ) -> None:
         self.setup, self.config, self.state, self.host = setup, config, state, host
+        self.limits = config.limits
+        self.stats = stats if stats is not None else EmulatorStats()
         self.scenario: Scenario = config.scenario or DEFAULT
         self.vertex, self.resumable = vertex, resumable
         activity = setup.activity
@@ -99,13 +109,16 @@ class FakeModel:
             )
         )
         self.in_activity = False  # between activityStart and activityEnd
-        self.activity_text: list[str] = []
-        self.pending_text: list[str] = []  # clientContent turns without turnComplete yet
+        self.activity_text = ""
+        self.pending_text = ""  # clientContent turns without turnComplete yet
         self.outstanding: dict[str, PendingCall] = {}
-        self.cancelled: set[str] = set()
+        self.cancelled: dict[str, None] = {}  # the newest cancelled call ids, oldest first
         self.turns: deque[UserTurn] = deque()
         self._reply: asyncio.Task[None] | None = None
         self._speaking = False  # a reply is being generated
+        self._awaiting_calls = False  # the reply waits for function responses
+        self._space = asyncio.Event()  # the connection may read on (see wait_for_space)
+        self._space.set()
         self.image_tokens = _MEDIA_TOKENS.get(setup.media_resolution or "", config.image_tokens)
         self.pitch = pitch_for_voice(setup.voice_name, config.reply_pitch_hz)
 
@@ -120,7 +133,7 @@ class FakeModel:
         elif isinstance(message, wire.RealtimeText):
             self._add_tokens("TEXT", self._text_tokens(message.text))
             if self.in_activity:
-                self.activity_text.append(message.text)
+                self.activity_text = self._joined(self.activity_text, message.text)
             else:
                 await self._user_turn(message.text, spoken=False)
         elif isinstance(message, wire.ClientContent):
@@ -160,14 +173,14 @@ class FakeModel:
         if isinstance(message, wire.ActivityStart):
             if self.in_activity:
                 raise wire.invalid("activityStart while an activity is open")
-            self.in_activity, self.activity_text = True, []
+            self.in_activity, self.activity_text = True, ""
             if self.setup.activity.interrupts:
                 await self.interrupt()
             return
         if not self.in_activity:
             raise wire.invalid("activityEnd without activityStart")
         self.in_activity = False
-        await self._user_turn(" ".join(self.activity_text) or None, spoken=True)
+        await self._user_turn(self.activity_text or None, spoken=True)
 
     async def _client_content(self, content: wire.ClientContent) -> None:
         text_tokens = sum(
@@ -177,9 +190,9 @@ class FakeModel:
         if content.images:
             self._add_tokens("IMAGE", self.image_tokens * len(content.images))
         if content.text:
-            self.pending_text.append(content.text)
+            self.pending_text = self._joined(self.pending_text, content.text)
         if content.turn_complete:
-            text, self.pending_text = " ".join(self.pending_text), []
+            text, self.pending_text = self.pending_text, ""
             await self._user_turn(text, spoken=False)
 
     async def _tool_response(self, response: wire.ToolResponse) -> None:
@@ -204,6 +217,16 @@ class FakeModel:
 
     # --- turns -------------------------------------------------------------------------
 
+    def _joined(self, held: str, text: str) -> str:
+        """``text`` added to the words held for a turn, within ``max_turn_chars``."""
+        joined = f"{held} {text}" if held else text
+        limit = self.limits.max_turn_chars
+        if len(joined) > limit:
+            if len(held) < limit:  # count each turn once, when it first overflows
+                self.stats.truncated_turns += 1
+            joined = joined[:limit]
+        return joined
+
     async def _user_turn(self, text: str | None, *, spoken: bool) -> None:
         self.state.user_turns += 1
         spoken_index = None
@@ -212,14 +235,41 @@ class FakeModel:
             spoken_index = self.state.spoken_turns
             if text is None:
                 text = self.scenario.transcript(spoken_index)
-        turn = UserTurn(text or "", spoken_index, self.state.user_turns, time.monotonic())
-        self.state.history.append(("user", turn.text))
-        log.info("emulator.turn", index=turn.index, spoken=spoken_index, text=turn.text)
+        text = self._joined("", text or "")
+        turn = UserTurn(text, spoken_index, self.state.user_turns, time.monotonic())
+        self.state.remember("user", turn.text, self.limits.max_history)
+        log.info(
+            "emulator.turn", index=turn.index, spoken=spoken_index, text=turn.text[:LOG_TEXT_CHARS]
+        )
         if self._speaking and self.setup.activity.interrupts and not spoken:
             await self.interrupt()  # typed input barges in like speech does
-        self.turns.append(turn)
+        if len(self.turns) >= self.limits.max_pending_turns:
+            # only while a call waits (otherwise the connection waits for space): the
+            # responses may be behind these turns, so they cannot wait; they join the last one
+            last = self.turns[-1]
+            merged = UserTurn(self._joined(last.text, turn.text), last.spoken, last.index,
+                              turn.ended_at)  # fmt: skip
+            self.turns[-1] = merged
+            self.stats.merged_turns += 1
+        else:
+            self.turns.append(turn)
+        self._update_space()
         if self._reply is None or self._reply.done():
             self._reply = self._start_reply()
+
+    def _update_space(self) -> None:
+        if len(self.turns) < self.limits.max_pending_turns or self._awaiting_calls:
+            self._space.set()
+        else:
+            self._space.clear()
+
+    async def wait_for_space(self) -> bool:
+        """Wait until the model can take another turn (or waits for function responses, which
+        the connection must read); True if it had to wait."""
+        if self._space.is_set():
+            return False
+        await self._space.wait()
+        return True
 
     async def interrupt(self) -> None:
         """Barge-in: stop the reply being generated; ``interrupted`` then ``turnComplete``."""
@@ -248,6 +298,7 @@ class FakeModel:
         try:
             while self.turns:
                 turn = self.turns.popleft()
+                self._update_space()
                 self._speaking = True
                 await self._respond(turn)
                 self._speaking = False
@@ -261,7 +312,7 @@ class FakeModel:
         if rule is not None and rule.fault is not None:
             self.host.arm(rule.fault)
         if turn.spoken is not None and self.setup.input_transcription:
-            for fragment in self._fragments(turn.text, self.config.transcript_words_per_fragment):
+            for fragment in self._fragments(turn.text):
                 await self.host.send(wire.server_content(inputTranscription={"text": fragment}))
         if rule is not None and rule.calls:
             await self._call_tools(rule)
@@ -273,10 +324,11 @@ class FakeModel:
         )
         for modality, n in response_tokens.items():
             self._add_tokens(modality, n)
-        self.state.history.append(("model", reply))
+        self.state.remember("model", reply, self.limits.max_history)
         message = wire.server_content(turnComplete=True)
         message["usageMetadata"] = usage
         await self.host.send(message)
+        self.stats.replies += 1
         update = self.host.handle_update()
         if update is not None:
             await self.host.send(update)
@@ -285,6 +337,11 @@ class FakeModel:
         loop = asyncio.get_running_loop()
         calls: list[dict[str, Any]] = []
         futures: list[asyncio.Future[dict[str, Any]]] = []
+        excess = len(self.outstanding) + len(rule.calls) - self.limits.max_outstanding_calls
+        if excess > 0:  # the client left calls unanswered: the oldest are given up
+            given_up = list(self.outstanding)[:excess]
+            await self.host.send(wire.tool_call_cancellation(given_up))
+            self._cancel_calls(given_up)
         for spec in rule.calls:
             self.state.calls_made += 1
             call_id = f"function-call-{self.state.calls_made}"
@@ -297,6 +354,7 @@ class FakeModel:
         if self.resumable:
             await self.host.send(wire.resumption_update(None, resumable=False))
         await self.host.send(wire.tool_call(calls))
+        self.stats.tool_calls += len(calls)
         log.info("emulator.tool.call", names=[c["name"] for c in calls])
         ids = [str(c["id"]) for c in calls]
         for fault in self.host.take_tool_faults():
@@ -308,20 +366,30 @@ class FakeModel:
                 self._cancel_calls(ids)
         await self.host.fire(Trigger.TOOL_CALL)
         if rule.wait:
-            await asyncio.gather(*futures, return_exceptions=True)
+            self._awaiting_calls = True
+            self._update_space()
+            try:
+                await asyncio.gather(*futures, return_exceptions=True)
+            finally:
+                self._awaiting_calls = False
+                self._update_space()
 
     def _cancel_calls(self, ids: list[str]) -> None:
         for call_id in ids:
-            self.cancelled.add(call_id)
+            self.cancelled[call_id] = None
             call = self.outstanding.pop(call_id, None)
             if call is not None:
                 call.future.cancel()
+        # a late response to a call cancelled long ago is refused like an unknown one
+        excess = len(self.cancelled) - 4 * self.limits.max_outstanding_calls
+        for old in list(self.cancelled)[: max(0, excess)]:
+            del self.cancelled[old]
 
     async def _generate(self, reply: str, rule: Rule | None) -> dict[str, int]:
         """Send the reply as audio or text; return the response tokens by modality."""
         cfg = self.config
         if "TEXT" in self.setup.modalities:
-            pieces = self._fragments(reply, cfg.transcript_words_per_fragment)
+            pieces = self._fragments(reply)
             start = time.monotonic()
             for i, piece in enumerate(pieces):
                 await self._pace(start, i * 0.05)
@@ -332,31 +400,30 @@ class FakeModel:
         seconds = rule.audio_s if rule is not None and rule.audio_s else None
         if seconds is None:
             seconds = max(cfg.reply_min_s, len(reply) * cfg.reply_ms_per_char / 1000)
-        pcm = synth_voice(
-            round(seconds * wire.OUTPUT_RATE), wire.OUTPUT_RATE, self.pitch, cfg.reply_amplitude
-        )
-        step = round(wire.OUTPUT_RATE * cfg.reply_chunk_ms / 1000) * 2
-        chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
-        words = self._fragments(reply, cfg.transcript_words_per_fragment)
+        seconds = min(seconds, self.limits.max_reply_s)
+        samples = round(seconds * wire.OUTPUT_RATE)
+        step = round(wire.OUTPUT_RATE * cfg.reply_chunk_ms / 1000)
+        count = -(-samples // step)
+        # the transcript spread over the audio: fragment k goes with chunk k*count/len
+        words: dict[int, list[str]] = {}
+        if self.setup.output_transcription:
+            fragments = self._fragments(reply)
+            for k, fragment in enumerate(fragments):
+                words.setdefault(k * count // len(fragments), []).append(fragment)
+        chunks = voice_chunks(samples, wire.OUTPUT_RATE, self.pitch, cfg.reply_amplitude, step)
         start = time.monotonic()
         for i, chunk in enumerate(chunks):
             await self._pace(start, i * cfg.reply_chunk_ms / 1000)
             await self.host.send(wire.model_turn(wire.audio_part(chunk)))
-            if self.setup.output_transcription:
-                # spread the transcript over the audio: fragment k goes with chunk k*n/len
-                for k in range(len(words)):
-                    if k * len(chunks) // max(1, len(words)) == i:
-                        await self.host.send(
-                            wire.server_content(outputTranscription={"text": words[k]})
-                        )
+            for fragment in words.get(i, ()):
+                await self.host.send(wire.server_content(outputTranscription={"text": fragment}))
             if i == 0:
                 await self.host.fire(Trigger.REPLY)
         return {"AUDIO": math.ceil(seconds * cfg.audio_tokens_per_s)}
 
     async def _pace(self, start: float, at_s: float) -> None:
-        delay = start + self.config.scaled(at_s) - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # always through the loop: a fast clock must not let one reply hold it
+        await asyncio.sleep(max(0.0, start + self.config.scaled(at_s) - time.monotonic()))
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -381,11 +448,15 @@ class FakeModel:
             log.info("emulator.context.full", tokens=round(total), budget=budget)
             self.host.end_session(wire.INVALID_ARGUMENT)
 
-    @staticmethod
-    def _fragments(text: str, words_per_fragment: int) -> list[str]:
-        """Split into fragments that concatenate back to ``text`` (spaces kept)."""
+    def _fragments(self, text: str) -> list[str]:
+        """Split into fragments of ``transcript_words_per_fragment`` words (more for a long
+        text: at most ``max_transcript_fragments``) that concatenate back to ``text``."""
         words = text.split(" ")
-        n = max(1, words_per_fragment)
+        n = max(
+            1,
+            self.config.transcript_words_per_fragment,
+            -(-len(words) // max(1, self.limits.max_transcript_fragments)),
+        )
         out = [" ".join(words[i : i + n]) for i in range(0, len(words), n)]
         return [f if i == 0 else " " + f for i, f in enumerate(out)] if text else []
 

@@ -2,6 +2,11 @@
 
 Times are ``time.monotonic()`` at arrival (or at send), so a test in the same process can
 compare them with its own clock to measure latency.
+
+Recordings are bounded: frames kept in all (``max_bytes``, counted as their size on the wire
+or, for media, decoded) and connections kept (``max_connections``). When either is reached the
+oldest closed connections are forgotten whole; when only open connections remain, further
+frames are not kept and their connection counts them in ``unrecorded``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,9 @@ class ConnectionRecording:
     audio: list[AudioChunk] = field(default_factory=list)
     video: list[VideoFrame] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
+    messages: int = 0  # client messages received, kept or not
+    bytes: int = 0  # size of what is kept
+    unrecorded: int = 0  # frames not kept: the recordings' budget was full
 
     def kinds(self) -> list[str]:
         """The kinds of the received messages, in order (``realtimeInput.audio`` etc.)."""
@@ -124,15 +132,46 @@ class SessionRecording:
 class Recordings:
     """All recordings of an emulator, by connection number and by session id."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024, max_connections: int = 1000) -> None:
+        self.max_bytes = max_bytes
+        self.max_connections = max_connections
         self.connections: list[ConnectionRecording] = []
         self.sessions: dict[str, SessionRecording] = {}
+        self.bytes = 0
+        self.forgotten = 0  # connection recordings dropped to stay within the bounds
 
     def open_connection(self, number: int, path: str, t: float) -> ConnectionRecording:
         """Start recording a connection."""
         rec = ConnectionRecording(number=number, path=path, opened_at=t)
         self.connections.append(rec)
+        while len(self.connections) > self.max_connections and self._forget_oldest():
+            pass
         return rec
+
+    def keep(self, rec: ConnectionRecording, size: int) -> bool:
+        """Whether a frame of ``size`` bytes may be kept in ``rec`` (then it is counted)."""
+        while self.bytes + size > self.max_bytes:
+            if not self._forget_oldest():
+                rec.unrecorded += 1
+                return False
+        rec.bytes += size
+        self.bytes += size
+        return True
+
+    def _forget_oldest(self) -> bool:
+        """Drop the oldest closed connection's recording; False if every one is open."""
+        for i, rec in enumerate(self.connections):
+            if rec.closed_at is not None:
+                del self.connections[i]
+                self.bytes -= rec.bytes
+                self.forgotten += 1
+                session = self.sessions.get(rec.session_id or "")
+                if session is not None:
+                    session.connections.remove(rec)
+                    if not session.connections:
+                        del self.sessions[session.session_id]
+                return True
+        return False
 
     def attach(self, rec: ConnectionRecording, session_id: str, *, resumed: bool) -> None:
         """Bind a connection to its (new or resumed) session."""
@@ -152,7 +191,7 @@ class Recordings:
         for rec in self.connections:
             if rec.number == number:
                 return rec
-        raise LookupError(f"no connection {number}")
+        raise LookupError(f"no connection {number} (never opened, or forgotten)")
 
 
 def _concat(chunks: list[AudioChunk]) -> npt.NDArray[np.int16]:
@@ -163,8 +202,8 @@ def _concat(chunks: list[AudioChunk]) -> npt.NDArray[np.int16]:
 
 @dataclass(slots=True)
 class EmulatorStats:
-    """Counters, and the handling time of each received audio frame (receive -> parsed ->
-    recorded and fed to speech detection), in seconds."""
+    """Counters, and the handling time of the last 200,000 received audio frames (receive ->
+    parsed -> recorded and fed to speech detection), in seconds, kept while recording."""
 
     connections: int = 0
     refused_handshakes: int = 0
@@ -175,6 +214,13 @@ class EmulatorStats:
     video_frames: int = 0
     violations: int = 0
     faults: int = 0
+    replies: int = 0  # model turns completed
+    tool_calls: int = 0
+    internal_errors: int = 0  # a bug of the emulator's: closed with 1011, logged once
+    dropped_slow_clients: int = 0  # clients that read nothing for ``send_timeout_s``
+    backpressure_waits: int = 0  # times a connection was not read: its model had a full queue
+    merged_turns: int = 0  # turns joined to the last waiting one (queue full, a call waits)
+    truncated_turns: int = 0  # turns whose words were cut to ``max_turn_chars``
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
 
     def frame_percentile(self, q: float) -> float:

@@ -16,6 +16,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.connection import LiveConnection
@@ -28,8 +29,14 @@ from agent.emulator.tls import make_certificate, server_context
 log = structlog.get_logger(__name__)
 
 
+MAX_QUEUED_FAULTS = 1024  # faults injected for connections that have not opened yet
+
+
 @dataclass(slots=True)
 class _Pending:
+    """A connection whose upgrade was accepted and whose handler has not started."""
+
+    number: int
     route: Route
     faults: list[Fault]
 
@@ -42,16 +49,20 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self.recordings = Recordings()
+        limits = self.config.limits
+        self.recordings = Recordings(limits.record_max_bytes, limits.record_max_connections)
         self.stats = EmulatorStats()
-        self.sessions = SessionStore(self.config.scaled(self.config.handle_ttl_s))
+        self.sessions = SessionStore(
+            self.config.scaled(self.config.handle_ttl_s),
+            max_sessions=limits.max_sessions,
+            max_handles_per_session=limits.max_handles_per_session,
+        )
         self.cert_path: Path | None = None
         self._server: Server | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._queued: list[tuple[int | None, Fault]] = []
         self._pending: dict[ServerConnection, _Pending] = {}
         self._live: dict[int, LiveConnection] = {}
-        self._numbers: dict[ServerConnection, int] = {}
         scenario = self.config.scenario
         if scenario is not None:
             self._queued.extend(scenario.faults)
@@ -77,6 +88,7 @@ class Emulator:
             # permessage-deflate is negotiated only when the client offers it (google-genai does)
             compression="deflate",
             max_size=self.config.max_message_bytes,
+            max_queue=self.config.limits.max_queued_frames,
             ping_interval=None,
             ssl=ssl_context,
             server_header=None,
@@ -152,6 +164,8 @@ class Emulator:
         (handshake faults always go to the next one). A number: that connection (1-based,
         as counted by :attr:`connections`), now if it is open, else when it opens.
         """
+        if len(self._queued) >= MAX_QUEUED_FAULTS:
+            raise ValueError(f"{MAX_QUEUED_FAULTS} faults already wait for their connections")
         handshake = fault.kind in HANDSHAKE_KINDS
         if connection is None:
             if self._live and not handshake:
@@ -183,6 +197,10 @@ class Emulator:
             self.stats.refused_handshakes += 1
             log.info("emulator.handshake.not_found", path=request.path.split("?")[0])
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        if self._admitted() >= self.config.limits.max_connections:
+            self.stats.refused_handshakes += 1
+            log.warning("emulator.handshake.too_many", open=self._admitted())
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
         faults = self._take_faults(number)
         for fault in [f for f in faults if f.kind in HANDSHAKE_KINDS]:
             faults.remove(fault)
@@ -196,13 +214,19 @@ class Emulator:
                 status = HTTPStatus(fault.status)
                 response = connection.respond(status, f"{status.phrase}\n")
                 return response
-        self._numbers[connection] = number
-        self._pending[connection] = _Pending(route, faults)
+        self._pending[connection] = _Pending(number, route, faults)
         return None
 
+    def _admitted(self) -> int:
+        """Connections served now or about to be (a handshake that failed after its upgrade
+        was accepted never reaches the handler: forget it here)."""
+        for gone in [c for c in self._pending if c.state is State.CLOSED]:
+            del self._pending[gone]
+        return len(self._live) + len(self._pending)
+
     async def _handler(self, ws: ServerConnection) -> None:
-        number = self._numbers.pop(ws)
         pending = self._pending.pop(ws)
+        number = pending.number
         headers: Headers = ws.request.headers if ws.request is not None else Headers()
         target = ws.request.path if ws.request is not None else "/"
         credentials = extract_credentials(target, {k.lower(): v for k, v in headers.raw_items()})

@@ -1,21 +1,32 @@
 """Energy-based speech detection on incoming PCM and a synthetic voice for replies.
 
 Both work on whole numpy blocks: the detector looks at 10 ms windows, a few per frame, and
-never loops over samples in Python.
+never loops over samples in Python; the voice is made one reply chunk at a time, so a long
+reply costs neither memory nor a long stretch of the event loop.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
 _WINDOW_S = 0.010
 _FULL_SCALE_SQ = 32768.0 * 32768.0
+_HARMONICS = range(1, 7)
+
+
+def _harmonic_peak() -> float:
+    """The peak of the voice's harmonic sum over a whole cycle (it scales every chunk alike)."""
+    phase = np.linspace(0.0, np.pi, 20_001)
+    return float(np.max(sum(np.sin(k * phase) / k for k in _HARMONICS)))
+
+
+_PEAK = _harmonic_peak()
 
 
 class VadEvent(Enum):
@@ -127,17 +138,25 @@ def pitch_for_voice(voice_name: str | None, default_hz: float | None) -> float:
     return 100.0 + zlib.crc32((voice_name or "Puck").encode()) % 80
 
 
-@lru_cache(maxsize=64)
+def voice_chunks(
+    samples: int, rate: int, pitch_hz: float, amplitude: float, chunk: int
+) -> Iterator[bytes]:
+    """A voice-like signal of ``samples`` samples, ``chunk`` samples at a time: a harmonic tone
+    with gliding pitch and a syllable-rate envelope, faded in and out."""
+    phase0 = 0.0
+    end_t = (samples - 1) / rate
+    for start in range(0, samples, max(1, chunk)):
+        t = (start + np.arange(min(chunk, samples - start), dtype=np.float64)) / rate
+        f0 = pitch_hz * (1.0 + 0.06 * np.sin(2 * np.pi * 0.7 * t))
+        phase = phase0 + 2 * np.pi * np.cumsum(f0) / rate
+        phase0 = float(phase[-1])
+        tone = sum(np.sin(k * phase) / k for k in _HARMONICS)
+        syllables = np.clip(np.sin(2 * np.pi * 4.0 * t) * 1.4, 0.0, 1.0) ** 0.5
+        fade = np.minimum(1.0, np.minimum(t, end_t - t) / 0.01)
+        wave = amplitude * 32767.0 * tone / _PEAK * (0.25 + 0.75 * syllables) * fade
+        yield bytes(wave.astype("<i2").tobytes())
+
+
 def synth_voice(samples: int, rate: int, pitch_hz: float, amplitude: float) -> bytes:
-    """A voice-like signal: a harmonic tone with gliding pitch and syllable-rate envelope."""
-    if samples <= 0:
-        return b""
-    t = np.arange(samples, dtype=np.float64) / rate
-    f0 = pitch_hz * (1.0 + 0.06 * np.sin(2 * np.pi * 0.7 * t))
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 7))
-    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t) * 1.4, 0.0, 1.0) ** 0.5
-    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.01)
-    peak = float(np.max(np.abs(tone))) or 1.0
-    wave = amplitude * 32767.0 * tone / peak * (0.25 + 0.75 * syllables) * fade
-    return bytes(wave.astype("<i2").tobytes())
+    """The whole of :func:`voice_chunks` at once (for short signals)."""
+    return b"".join(voice_chunks(samples, rate, pitch_hz, amplitude, max(1, samples)))

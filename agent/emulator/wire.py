@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -64,12 +66,29 @@ END_SENSITIVITIES: Final = frozenset(
 ACTIVITY_HANDLING: Final = frozenset(
     {"ACTIVITY_HANDLING_UNSPECIFIED", "START_OF_ACTIVITY_INTERRUPTS", "NO_INTERRUPTION"}
 )
+MEDIA_RESOLUTIONS: Final = frozenset(
+    {
+        "MEDIA_RESOLUTION_UNSPECIFIED",
+        "MEDIA_RESOLUTION_LOW",
+        "MEDIA_RESOLUTION_MEDIUM",
+        "MEDIA_RESOLUTION_HIGH",
+    }
+)
+
+MAX_DEPTH: Final = 100  # protobuf's JSON parser refuses deeper nesting
+MAX_DETAIL_CHARS: Final = 200  # a violation's detail (it is logged) is cut to this
+INT32_MAX: Final = 2**31 - 1
+INT64_MAX: Final = 2**63 - 1
+
+_INVALID_JSON: Final = (1007, "Invalid JSON payload received.")
 
 
 class ProtocolViolation(Exception):
     """A client frame the service would refuse; close the connection with ``code``/``reason``."""
 
     def __init__(self, close: tuple[int, str], detail: str) -> None:
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
         super().__init__(f"{close[0]} {close[1]} ({detail})")
         self.code, self.reason = close
         self.detail = detail
@@ -80,9 +99,14 @@ def invalid(detail: str) -> ProtocolViolation:
     return ProtocolViolation(INVALID_ARGUMENT, detail)
 
 
+def brief(value: Any) -> str:
+    """A short repr of a client value, whatever its size or nesting, for details and logs."""
+    return reprlib.repr(value)
+
+
 # --- lenient field access ----------------------------------------------------------------
 
-_SNAKE_CACHE: dict[str, str] = {}
+_SNAKE_CACHE: dict[str, str] = {}  # keyed by the field names this module asks for, never a client's
 _CAMEL_RE: Final = re.compile(r"([A-Z])")
 
 
@@ -283,22 +307,51 @@ ClientMessage = (
 
 
 def load_json(frame: str | bytes) -> dict[str, Any]:
-    """Decode one frame; the service answers bad JSON with 1007."""
+    """Decode one frame; the service answers bad JSON, and JSON nested deeper than
+    :data:`MAX_DEPTH`, with 1007."""
     try:
         message = json.loads(frame)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolViolation(
-            (1007, "Invalid JSON payload received."), f"bad JSON: {exc}"
-        ) from None
+        raise ProtocolViolation(_INVALID_JSON, f"bad JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolViolation(_INVALID_JSON, "JSON nested too deep") from None
     if not isinstance(message, dict):
-        raise ProtocolViolation((1007, "Invalid JSON payload received."), "not a JSON object")
+        raise ProtocolViolation(_INVALID_JSON, "not a JSON object")
+    if _brackets(frame) > MAX_DEPTH and _depth_over(message, MAX_DEPTH):
+        raise ProtocolViolation(_INVALID_JSON, f"JSON nested deeper than {MAX_DEPTH}")
     return message
+
+
+def _brackets(frame: str | bytes) -> int:
+    """How many containers a frame opens at most (a cheap bound on its depth)."""
+    if isinstance(frame, bytes):
+        return frame.count(b"{") + frame.count(b"[")
+    return frame.count("{") + frame.count("[")
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (no recursion: the input chooses depth)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _keys(body: Mapping[str, Any]) -> str:
+    """The first few member names of an object, for a detail."""
+    return brief(list(body)[:8])
 
 
 def message_kind(message: Mapping[str, Any]) -> tuple[str, Any]:
     """The single top-level member of a client message as (camelCase kind, body)."""
     if len(message) != 1:
-        raise invalid(f"expected exactly one top-level member, got {sorted(message)}")
+        raise invalid(f"expected exactly one top-level member, got {_keys(message)}")
     ((key, body),) = message.items()
     kind = camel_key(key)
     if kind not in CLIENT_KINDS:
@@ -329,7 +382,7 @@ def parse_realtime_input(body: Mapping[str, Any]) -> ClientMessage:
     """Exactly one field per ``realtimeInput`` (the service and google-genai both insist)."""
     present = [name for name in REALTIME_FIELDS if has(body, name)]
     if len(present) != 1:
-        raise invalid(f"realtimeInput needs exactly one field, got {present or sorted(body)}")
+        raise invalid(f"realtimeInput needs exactly one field, got {present or _keys(body)}")
     name = present[0]
     value = get(body, name)
     if name == "audio":
@@ -366,7 +419,7 @@ def audio_rate(mime: Any) -> int:
         raise invalid("audio blob needs a mimeType")
     base, _, params = mime.partition(";")
     if base.strip().lower() != "audio/pcm":
-        raise invalid(f"unsupported audio mime type {mime!r}")
+        raise invalid(f"unsupported audio mime type {brief(mime)}")
     rate = DEFAULT_INPUT_RATE
     for param in params.split(";"):
         key, _, value = param.partition("=")
@@ -374,7 +427,7 @@ def audio_rate(mime: Any) -> int:
             try:
                 rate = int(value.strip())
             except ValueError:
-                raise invalid(f"bad audio rate in {mime!r}") from None
+                raise invalid(f"bad audio rate in {brief(mime)}") from None
     if not 8000 <= rate <= 48000:
         raise invalid(f"audio rate {rate} out of range")
     return rate
@@ -393,7 +446,7 @@ def parse_video(blob: Mapping[str, Any]) -> Video:
     """An image blob (``image/*``)."""
     mime = get(blob, "mimeType")
     if not isinstance(mime, str) or not mime.startswith("image/"):
-        raise invalid(f"video needs an image mime type, got {mime!r}")
+        raise invalid(f"video needs an image mime type, got {brief(mime)}")
     data = decode_base64(get(blob, "data"), "video.data")
     if not data:
         raise invalid("empty video frame")
@@ -453,22 +506,37 @@ def parse_tool_response(body: Mapping[str, Any]) -> ToolResponse:
     return ToolResponse(tuple(responses))
 
 
-def _int(value: Any, where: str) -> int | None:
-    """int64 fields arrive as numbers or strings."""
+def _int(value: Any, where: str, maximum: int = INT32_MAX) -> int | None:
+    """A count or duration: a whole number from 0 to ``maximum`` (int32 by default), as a
+    JSON number or, as ProtoJSON writes int64, a string of digits."""
     if value is None:
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid(f"{where} must be an integer") from None
+    whole = (
+        (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+        or (isinstance(value, str) and 0 < len(value) <= 20 and value.strip().isdecimal())
+    )
+    number = int(value) if whole else None
+    if number is None or not 0 <= number <= maximum:
+        raise invalid(f"{where} must be an integer from 0 to {maximum}, got {brief(value)}")
+    return number
 
 
 def _enum(value: Any, allowed: frozenset[str], default: str, where: str) -> str:
     if value is None:
         return default
-    if value not in allowed:
-        raise invalid(f"{where}: unknown value {value!r}")
-    return str(value)
+    if not isinstance(value, str) or value not in allowed:
+        raise invalid(f"{where}: unknown value {brief(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    """A repeated field: a JSON array (absent or null: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid(f"{where} must be a list")
+    return value
 
 
 def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup:
@@ -478,13 +546,18 @@ def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup
         raise invalid("setup.model is required")
     gen = obj(get(body, "generationConfig"), "generationConfig")
     modalities_raw = get(gen, "responseModalities") or ["AUDIO"]
-    if not isinstance(modalities_raw, list) or any(m not in MODALITIES for m in modalities_raw):
-        raise invalid(f"bad responseModalities {modalities_raw!r}")
+    if not isinstance(modalities_raw, list) or not all(
+        isinstance(m, str) and m in MODALITIES for m in modalities_raw
+    ):
+        raise invalid(f"bad responseModalities {brief(modalities_raw)}")
     if len(set(modalities_raw)) > 1:
         raise invalid("only one response modality is supported")
     speech = obj(get(gen, "speechConfig"), "speechConfig")
     voice = obj(get(obj(get(speech, "voiceConfig"), "voiceConfig"), "prebuiltVoiceConfig"), "pv")
     voice_name = get(voice, "voiceName")
+    media_resolution = get(gen, "mediaResolution")
+    if media_resolution is not None:
+        _enum(media_resolution, MEDIA_RESOLUTIONS, "", "mediaResolution")
 
     rtc = obj(get(body, "realtimeInputConfig"), "realtimeInputConfig")
     aad = obj(get(rtc, "automaticActivityDetection"), "automaticActivityDetection")
@@ -531,30 +604,32 @@ def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup
         cwc = obj(cwc_raw, "contextWindowCompression")
         window = obj(get(cwc, "slidingWindow"), "slidingWindow")
         compression = Compression(
-            _int(get(cwc, "triggerTokens"), "triggerTokens"),
-            _int(get(window, "targetTokens"), "targetTokens"),
+            _int(get(cwc, "triggerTokens"), "triggerTokens", INT64_MAX),
+            _int(get(window, "targetTokens"), "targetTokens", INT64_MAX),
         )
 
-    tools = get(body, "tools", [])
-    if not isinstance(tools, list):
-        raise invalid("tools must be a list")
     names: list[str] = []
-    for tool in tools:
-        for decl in get(obj(tool, "tool"), "functionDeclarations", []) or []:
+    for tool in _list(get(body, "tools"), "tools"):
+        declarations = get(obj(tool, "tool"), "functionDeclarations")
+        for decl in _list(declarations, "functionDeclarations"):
             name = get(obj(decl, "functionDeclaration"), "name")
             if not isinstance(name, str) or not name:
                 raise invalid("function declaration needs a name")
             names.append(name)
 
     system = obj(get(body, "systemInstruction"), "systemInstruction")
-    system_text = " ".join(
-        str(get(p, "text", "")) for p in get(system, "parts", []) or [] if isinstance(p, dict)
-    )
+    system_texts: list[str] = []
+    for part in _list(get(system, "parts"), "systemInstruction.parts"):
+        text = get(obj(part, "systemInstruction.parts[]"), "text")
+        if text is not None and not isinstance(text, str):
+            raise invalid("systemInstruction text must be a string")
+        system_texts.append(text or "")
+    system_text = " ".join(system_texts)
     return Setup(
         model=model.strip(),
         modalities=tuple(modalities_raw),
         voice_name=voice_name if isinstance(voice_name, str) else None,
-        media_resolution=get(gen, "mediaResolution"),
+        media_resolution=media_resolution,
         activity=activity,
         input_transcription=has(body, "inputAudioTranscription")
         or has(gen, "inputAudioTranscription"),

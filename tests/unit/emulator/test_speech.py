@@ -80,3 +80,14 @@ def test_synthetic_voice_is_deterministic_voiced_and_bounded() -> None:
     assert synth_voice(0, 24000, 140.0, 0.3) == b""
     assert pitch_for_voice("Puck", None) == pitch_for_voice("Puck", None)
     assert 100 <= pitch_for_voice("Kore", None) < 180 and pitch_for_voice("x", 150.0) == 150.0
+
+
+def test_the_voice_made_in_chunks_is_the_voice_made_at_once() -> None:
+    from agent.emulator.speech import voice_chunks
+
+    whole = np.frombuffer(synth_voice(30_000, 24000, 140.0, 0.3), dtype="<i2")
+    chunks = list(voice_chunks(30_000, 24000, 140.0, 0.3, 2880))
+    assert len(chunks) == 11 and all(len(c) == 2880 * 2 for c in chunks[:-1])
+    pieces = np.frombuffer(b"".join(chunks), dtype="<i2")
+    assert pieces.size == whole.size
+    assert np.max(np.abs(pieces.astype(int) - whole.astype(int))) <= 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agent.emulator import wire
+from tests.support.hostile_setups import HOSTILE_SETUPS, MODEL, nested
 
 
 def test_field_access_takes_either_casing() -> None:
@@ -190,3 +191,35 @@ def test_bad_json() -> None:
         with pytest.raises(wire.ProtocolViolation) as info:
             wire.load_json(frame)
         assert info.value.reason == "Invalid JSON payload received."
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SETUPS))
+def test_hostile_setups_are_invalid_arguments(name: str) -> None:
+    with pytest.raises(wire.ProtocolViolation) as info:
+        wire.parse_client_message(wire.load_json(HOSTILE_SETUPS[name]))
+    assert info.value.code == 1007 and info.value.reason
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    frame = json.dumps({"toolResponse": {"functionResponses": [
+        {"id": "c", "name": "f", "response": {"deep": nested(wire.MAX_DEPTH - 5)}}]}})  # fmt: skip
+    assert isinstance(wire.parse_client_message(wire.load_json(frame)), wire.ToolResponse)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 0), ("250", 250), (300.0, 300), (2**31 - 1, 2**31 - 1)]
+)
+def test_integer_fields_take_numbers_and_strings(value: object, expected: int) -> None:
+    detection = {"automaticActivityDetection": {"silenceDurationMs": value}}
+    setup = wire.parse_setup({"model": MODEL, "realtimeInputConfig": detection})
+    assert setup.activity.silence_duration_ms == expected
+
+
+def test_a_violation_detail_is_short_whatever_the_input() -> None:
+    with pytest.raises(wire.ProtocolViolation) as info:
+        wire.parse_setup({"model": MODEL, "generationConfig": {"mediaResolution": "x" * 10**5}})
+    assert len(info.value.detail) <= wire.MAX_DETAIL_CHARS
+    with pytest.raises(wire.ProtocolViolation) as info:
+        wire.load_json("{" + "x" * 100_000)
+    assert len(info.value.detail) <= wire.MAX_DETAIL_CHARS
+    assert len(wire.invalid("y" * 100_000).detail) <= wire.MAX_DETAIL_CHARS
