@@ -57,6 +57,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _print(text: object = "", *, file: Any = None) -> None:
+    """``print``, through the logs' redaction: a problem can quote a value the user wrote,
+    and a device or error text can carry a credential."""
+    from agent.logs import redact_text
+
+    print(redact_text(str(text)), file=file if file is not None else sys.stdout)
+
+
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -89,8 +97,8 @@ def _load(args: argparse.Namespace, *, consequence: str = "nothing was started")
         return load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"edge-agent: {len(exc.problems)} problem(s); {consequence}", file=sys.stderr)
+            _print(problem, file=sys.stderr)
+        _print(f"edge-agent: {len(exc.problems)} problem(s); {consequence}", file=sys.stderr)
         return None
 
 
@@ -109,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         api_key = load_api_key(config)  # fail before opening any device
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            _print(problem, file=sys.stderr)
         return 2
     return _run_loop(Daemon(config, api_key=api_key).run())
 
@@ -133,14 +141,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args, consequence="fix them and check again")
     if config is None:
         return 2
-    print(f"{config.source}: OK")
+    _print(f"{config.source}: OK")
     if config.live.backend != "emulator":
         try:
             load_api_key(config)
-            print("API key: found")
+            _print("API key: found")
         except ConfigError as exc:
             for problem in exc.problems:
-                print(f"warning: {problem}", file=sys.stderr)
+                _print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 
@@ -151,31 +159,31 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from agent.tools.pins import find_header_chip
 
     configure_logging("warning", "console")  # the listing is stdout's; warnings go to stderr
-    print("Audio devices (for [audio] input = ... and [audio.output] device = ...):")
+    _print("Audio devices (for [audio] input = ... and [audio.output] device = ...):")
     try:
         devices = list_audio_devices()
     except Exception as exc:  # no PortAudio, no ALSA: say so and go on
         devices = []
-        print(f"  cannot list audio devices: {exc}")
+        _print(f"  cannot list audio devices: {exc}")
     else:
         if not devices:
-            print("  none found")
+            _print("  none found")
     for dev in devices:
         roles = []
         if dev.max_input_channels:
             roles.append(f"in {dev.max_input_channels} ch [{', '.join(dev.input_formats)}]")
         if dev.max_output_channels:
             roles.append(f"out {dev.max_output_channels} ch [{', '.join(dev.output_formats)}]")
-        print(f"  {dev.index:>3}  {dev.name!r}  {dev.default_rate} Hz  " + "; ".join(roles))
-    print("Cameras (for [camera] source = ...):")
+        _print(f"  {dev.index:>3}  {dev.name!r}  {dev.default_rate} Hz  " + "; ".join(roles))
+    _print("Cameras (for [camera] source = ...):")
     cameras = list_cameras()
     if not cameras:
-        print("  none found")
+        _print("  none found")
     for cam in cameras:
-        print(f"  {cam.kind:<10} {cam.id:<12} {cam.name}  {cam.detail}")
+        _print(f"  {cam.kind:<10} {cam.id:<12} {cam.name}  {cam.detail}")
     chip = find_header_chip()
-    print("GPIO:")
-    print(f"  header chip: gpiochip{chip}" if chip is not None else "  no GPIO header chip found")
+    _print("GPIO:")
+    _print(f"  header chip: gpiochip{chip}" if chip is not None else "  no GPIO header chip found")
     return 0
 
 
@@ -188,7 +196,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_version(args: argparse.Namespace) -> int:
-    print(f"edge-agent {__version__}")
+    _print(f"edge-agent {__version__}")
     return 0
 
 

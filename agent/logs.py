@@ -12,11 +12,17 @@
   ``access_token=``, ``Authorization`` headers, tracebacks), values of fields named like
   ``api_key``/``token``/``secret``/``password`` are dropped whole, and every key loaded by
   `agent.config.credentials` is registered with `register_secret`, so it is caught even in
-  free text.
+  free text (and in its URL-encoded and base64 forms);
+* `bound_fields` runs after it: every line is bounded and always renders. A field whose text
+  is longer than `MAX_FIELD_BYTES` keeps its head and tail around a
+  ``...(truncated, N bytes)...`` marker; values JSON cannot hold (integers over 64 bits,
+  nesting deeper than `MAX_DEPTH`) are written as text. A log call never raises into the
+  code that logged.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -25,13 +31,17 @@ import sys
 import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal, TextIO
+from urllib.parse import quote, quote_plus
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_FIELD_BYTES",
     "REDACTED",
+    "bound_fields",
     "configure_logging",
     "flush_logs",
     "redact_secrets",
@@ -40,6 +50,11 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
+MAX_FIELD_BYTES = 8192
+"""A field longer than this (as rendered) keeps its head and tail around a marker."""
+MAX_DEPTH = 16
+"""Nesting kept in a logged value; deeper parts are written as ``[...]``."""
+_INT64 = (-(2**63), 2**64 - 1)  # the integers JSON renderers (orjson) write as numbers
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR, "critical": logging.CRITICAL}
 
@@ -74,14 +89,19 @@ _stream: TextIO | None = None
 
 
 def register_secret(value: str) -> None:
-    """Redact ``value`` wherever it appears in a log line from now on (keys shorter than 8
-    characters are ignored: they would redact ordinary words)."""
+    """Redact ``value`` wherever it appears in a log line from now on, as written and in its
+    URL-encoded and base64 forms (keys shorter than 8 characters are ignored: they would
+    redact ordinary words)."""
     global _registered_pattern
     value = value.strip()
     if len(value) < 8:
         return
+    raw = value.encode("utf-8")
+    forms = {value, quote(value, safe=""), quote_plus(value),
+             base64.b64encode(raw).decode().rstrip("="),
+             base64.urlsafe_b64encode(raw).decode().rstrip("=")}
     with _registry_lock:
-        _registered.add(value)
+        _registered.update(forms)
         ordered = sorted(_registered, key=len, reverse=True)
         _registered_pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
@@ -98,29 +118,46 @@ def redact_text(text: str) -> str:
     return text
 
 
-def _redact_value(value: Any) -> Any:
+def _redact_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, _PLAIN):
         return value
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= MAX_DEPTH:
+        return "[...]"  # what hostile nesting hides below here is not logged at all
     if isinstance(value, Mapping):
-        return {k: _redact_field(str(k), v) for k, v in value.items()}
+        return {_safe_str(k): _redact_field(_safe_str(k), v, depth + 1)
+                for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_redact_value(v) for v in value]
+        return [_redact_value(v, depth + 1) for v in value]
     if isinstance(value, bytes | bytearray):
         text = bytes(value).decode("latin-1")
         clean = redact_text(text)
         return value if clean == text else clean
     # Other objects are rendered with str()/repr() later: check what they would print.
-    text = str(value)
+    try:
+        text = str(value)
+    except Exception:  # it would not print at all: say what it is instead
+        return _safe_str(value)
     clean = redact_text(text)
     return value if clean == text else clean
 
 
-def _redact_field(name: str, value: Any) -> Any:
+def _safe_str(value: object) -> str:
+    """``str(value)`` for any object: an integer too long for ``str()`` or an object whose
+    ``__str__`` fails gives a short description instead of an exception."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1024:
+        return f"<integer of {value.bit_length()} bits>"
+    try:
+        return str(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: str() failed with {type(exc).__name__}>"
+
+
+def _redact_field(name: str, value: Any, depth: int = 0) -> Any:
     if _SECRET_FIELD.search(name) and isinstance(value, str | bytes | bytearray) and value:
         return REDACTED
-    return _redact_value(value)
+    return _redact_value(value, depth)
 
 
 def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
@@ -129,6 +166,56 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
         if name not in _OWN_FIELDS:
             event_dict[name] = _redact_field(name, value)
     return event_dict
+
+
+def bound_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor (after `redact_secrets`): every field renders, and within
+    `MAX_FIELD_BYTES`."""
+    for name, value in list(event_dict.items()):
+        if isinstance(value, str):
+            if len(value) > MAX_FIELD_BYTES // 4:  # a character is at most 4 bytes
+                encoded = value.encode("utf-8", "replace")
+                if len(encoded) > MAX_FIELD_BYTES:
+                    event_dict[name] = _truncated(encoded)
+        elif not isinstance(value, bool | float | type(None)):
+            event_dict[name] = _bounded(value)
+    return event_dict
+
+
+def _bounded(value: Any) -> Any:
+    """``value`` itself when JSON holds it within the bound, else its (truncated) text."""
+    if isinstance(value, int):
+        return value if _INT64[0] <= value <= _INT64[1] else _safe_str(value)
+    try:
+        encoded = orjson.dumps(value, default=_safe_str, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # an integer over 64 bits somewhere inside
+        value = _plain(value, 0)
+        encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    if len(encoded) > MAX_FIELD_BYTES:
+        return _truncated(encoded)
+    return value
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """A copy of ``value`` that JSON holds: big integers and other objects as text."""
+    if isinstance(value, str | bool | float | type(None)):
+        return value
+    if isinstance(value, int):
+        return value if _INT64[0] <= value <= _INT64[1] else _safe_str(value)
+    if depth >= MAX_DEPTH:
+        return "[...]"
+    if isinstance(value, Mapping):
+        return {_safe_str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v, depth + 1) for v in value]
+    return _safe_str(value)
+
+
+def _truncated(encoded: bytes) -> str:
+    keep = MAX_FIELD_BYTES // 2
+    head = encoded[:keep].decode("utf-8", "ignore")
+    tail = encoded[-keep // 4:].decode("utf-8", "ignore")
+    return f"{head}...(truncated, {len(encoded)} bytes)...{tail}"
 
 
 class _LineLogger:
@@ -162,7 +249,26 @@ def _json_dumps(event_dict: MutableMapping[str, Any], **_: Any) -> str:
     # The fields a reader scans for come first; the event's own values follow.
     ordered = {k: event_dict[k] for k in _FIRST if k in event_dict}
     ordered.update(event_dict)
-    return orjson.dumps(ordered, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    return orjson.dumps(ordered, default=_safe_str,
+                        option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+def _never_raising(renderer: Processor) -> Processor:
+    """``renderer``, but an event it cannot render becomes a line saying so (with the event's
+    name) instead of an exception in the code that logged."""
+
+    def render(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+        # Renderers pop fields as they go: keep what the fallback line needs first.
+        name = _safe_str(event_dict.get("event", ""))[:200]
+        level = _safe_str(event_dict.get("level", method_name))[:20]
+        try:
+            return renderer(logger, method_name, event_dict)
+        except Exception as exc:
+            fallback = {"event": name, "level": level,
+                        "log_error": f"the event could not be rendered ({type(exc).__name__})"}
+            return renderer(logger, method_name, fallback)
+
+    return render
 
 
 class _StdlibBridge(logging.Handler):
@@ -218,7 +324,8 @@ def configure_logging(
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             redact_secrets,
-            renderer,
+            bound_fields,
+            _never_raising(renderer),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=lambda *args: _LineLogger(out, str(args[0]) if args else "", lock),

@@ -5,6 +5,9 @@ A ``Type=notify`` service tells systemd when it is ready (``READY=1``), what it 
 every ``WatchdogSec=``) and that it is stopping (``STOPPING=1``). Each is one datagram to the
 AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or an abstract name starting with "@").
 
+Any local user can read ``STATUS=`` (``systemctl status``), so every value goes through the
+logs' redaction (`agent.logs.redact_text`) and is cut to `MAX_VALUE_CHARS` on one line.
+
 Outside systemd (no ``$NOTIFY_SOCKET``) every call is a cheap no-op. Sends never block: the
 socket is non-blocking and a failure is logged once per kind of error (``systemd.notify_failed``)
 and counted, never raised into the caller and never silently dropped.
@@ -24,7 +27,10 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from agent.logs import redact_text
+
 __all__ = [
+    "MAX_VALUE_CHARS",
     "Notifier",
     "default_notifier",
     "notify",
@@ -38,6 +44,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+MAX_VALUE_CHARS = 400
+"""The longest value sent (``systemctl status`` shows one line of it)."""
 
 
 class Notifier:
@@ -131,7 +140,10 @@ class Notifier:
 
 def _one_line(value: str | int) -> str:
     # A newline would start a new NAME=value assignment inside the datagram.
-    return str(value).replace("\n", " ")
+    text = redact_text(str(value)).replace("\n", " ")
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 3] + "..."
+    return text
 
 
 def _sockaddr(address: str) -> str:

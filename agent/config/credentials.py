@@ -8,8 +8,12 @@ Places are tried in this order, and the first that holds a key wins:
    ``api-key``);
 3. the environment variable ``live.credentials.env`` (default ``GEMINI_API_KEY``).
 
-A key file that group or others can read still works but logs ``config.key_file_exposed``.
-The key is registered with the log redaction, so it never appears in a log line.
+Wherever it comes from, the key is normalised and checked as it is loaded: a UTF-8 byte order
+mark and surrounding whitespace are removed, and what is left must be printable ASCII without
+spaces, at most `MAX_KEY_CHARS` long (a key that would be refused as an HTTP header is refused
+here, with the file or variable named and never the key). A key file that group or others can
+read still works but logs ``config.key_file_exposed``. The key is registered with the log
+redaction, so it never appears in a log line or in ``STATUS=``.
 """
 
 from __future__ import annotations
@@ -21,17 +25,24 @@ from pathlib import Path
 
 import structlog
 
+from agent.config.files import FileProblem, read_bounded
 from agent.config.model import AgentConfig, LiveConfig
 from agent.config.problems import ConfigError, ConfigProblem, KeyPath
 from agent.logs import register_secret
 
-__all__ = ["EMULATOR_API_KEY", "MissingCredentialError", "load_api_key"]
+__all__ = ["EMULATOR_API_KEY", "MAX_KEY_CHARS", "MissingCredentialError", "load_api_key",
+           "normalise_key"]
 
 log = structlog.get_logger(__name__)
 
 EMULATOR_API_KEY = "edge-agent-emulator"
 """What the ``emulator`` backend presents when no key is configured (the emulator accepts
 any non-empty credential unless it was started with a key of its own)."""
+
+MAX_KEY_CHARS = 4096
+"""The longest key accepted (API keys have 39 characters, OAuth access tokens a few
+hundred)."""
+_BOM = "\ufeff"
 
 
 class MissingCredentialError(ConfigError):
@@ -76,7 +87,10 @@ def load_api_key(config: AgentConfig | LiveConfig, *,
             looked.append(f"systemd credential {creds.credential!r} ($CREDENTIALS_DIRECTORY "
                           "is not set: the unit's LoadCredential= sets it)")
     if key is None and creds.env:
-        value = env.get(creds.env, "").strip()
+        value = env.get(creds.env, "")
+        where = f"environment variable {creds.env}"
+        value = normalise_key(value[: MAX_KEY_CHARS * 2], where, source,
+                              ("live", "credentials", "env"))
         if value:
             key, origin = value, "environment"
         else:
@@ -91,32 +105,53 @@ def load_api_key(config: AgentConfig | LiveConfig, *,
     return key
 
 
+def normalise_key(raw: str, where: str, source: Path | None, key_path: KeyPath) -> str:
+    """``raw`` without a byte order mark and surrounding whitespace ("" when nothing is
+    left).
+
+    Raises:
+        ConfigError: what is left is not a key (the message names ``where``, never the key).
+    """
+    text = raw.strip().removeprefix(_BOM).strip()
+    if not text:
+        return ""
+    if len(text) > MAX_KEY_CHARS:
+        raise _key_error(source, key_path, f"{where}: longer than {MAX_KEY_CHARS} characters; "
+                                           "it must hold the key alone")
+    if len(text.split()) != 1:
+        raise _key_error(source, key_path, f"{where}: must hold the key alone, on one line")
+    bad = next((i for i, ch in enumerate(text) if not "!" <= ch <= "~"), None)
+    if bad is not None:
+        raise _key_error(source, key_path,
+                         f"{where}: character {bad + 1} of the key is not printable ASCII "
+                         "(save it as plain text, the key alone)")
+    return text
+
+
 def _read_key(path: Path, looked: list[str], source: Path | None, *,
               check_mode: bool, key_path: KeyPath) -> str | None:
     try:
-        with path.open("rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            data = f.read(64 * 1024)
-    except FileNotFoundError:
-        looked.append(f"{path} (no such file)")
-        return None
-    except PermissionError:
-        raise _key_error(source, key_path,
-                         f"{path}: permission denied (the service reads it as user edge-agent; "
-                         "or use LoadCredential= and live.credentials.credential)") from None
+        data = read_bounded(path, MAX_KEY_CHARS * 2, what="key file")
+        mode = path.stat().st_mode
+    except FileProblem as exc:
+        if exc.missing:
+            looked.append(f"{path} (no such file)")
+            return None
+        reason = str(exc)
+        if reason == "permission denied":
+            reason += (" (the service reads it as user edge-agent; or use LoadCredential= and "
+                       "live.credentials.credential)")
+        raise _key_error(source, key_path, f"{path}: {reason}") from None
     except OSError as exc:
         raise _key_error(source, key_path, f"{path}: cannot read: {exc.strerror}") from None
-    if stat.S_ISDIR(mode):
-        raise _key_error(source, key_path, f"{path}: is a directory, not a key file")
     try:
-        text = data.decode("utf-8").strip()
+        decoded = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _key_error(source, key_path, f"{path}: not a text file") from None
+    text = normalise_key(decoded, str(path), source, key_path)
     if not text:
         looked.append(f"{path} (empty)")
         return None
-    if len(text.split()) != 1:
-        raise _key_error(source, key_path, f"{path}: must hold the key alone, on one line")
     if check_mode and mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("config.key_file_exposed", path=str(path), mode=oct(stat.S_IMODE(mode)),
                     fix=f"chmod 600 {path}")

@@ -25,7 +25,10 @@ from agent.config.sections import (
     read_reconnect,
 )
 
-__all__ = ["SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
+__all__ = ["MAX_NESTING", "SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
+
+MAX_NESTING = 32
+"""The deepest a value may nest (a custom tool's schema is the deepest part of a config)."""
 
 SECTIONS = ("live", "reconnect", "audio", "camera", "gpio", "tools", "logging", "health")
 
@@ -41,6 +44,21 @@ _SECRET_VALUE = re.compile(r"AIza[0-9A-Za-z_\-]{30,}|ya29\.[0-9A-Za-z_\-]{20,}|"
                            r"auth_tokens/[0-9A-Za-z_\-]{8,}")
 # Keys whose string value is a secret (api_key, token, secret, password, ...).
 _SECRET_KEY = re.compile(r"(?i)(^|_)(api_?key|key|token|access_token|secret|password|passwd)$")
+
+
+def too_deep(doc: Any) -> KeyPath | None:
+    """The first key path nested deeper than `MAX_NESTING`, or None (walked without
+    recursion: the document is hostile until this has passed)."""
+    stack: list[tuple[KeyPath, Any]] = [((), doc)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_NESTING:
+            return path[: MAX_NESTING + 1]
+        if isinstance(value, Mapping):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+    return None
 
 
 def find_inline_secrets(doc: Any, loc: KeyPath = ()) -> list[KeyPath]:
@@ -81,6 +99,10 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
                  problems: list[ConfigProblem]) -> AgentConfig:
     """Parse a whole document; problems go to ``problems`` (the result is only valid when
     none were added)."""
+    deep = too_deep(doc)
+    if deep is not None:  # nothing below is read: every reader would recurse into it
+        problems.append(ConfigProblem(f"nested deeper than {MAX_NESTING} levels", deep))
+        return AgentConfig(source=source)
     secrets = find_inline_secrets(doc)
     for path in secrets:
         problems.append(ConfigProblem(SECRET_ADVICE, path))

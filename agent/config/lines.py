@@ -36,8 +36,8 @@ class KeyLines:
         self._lines: dict[KeyPath, int] = {}
         self._aot: dict[tuple[str, ...], int] = {}
         self._pos = 0
-        # Invalid or unforeseen syntax: keep what was found so far.
-        with contextlib.suppress(IndexError, ValueError):
+        # Invalid or unforeseen syntax, or nesting past the stack: keep what was found so far.
+        with contextlib.suppress(IndexError, ValueError, RecursionError):
             self._document()
 
     def line(self, path: KeyPath) -> int | None:

@@ -16,14 +16,16 @@ from importlib import resources
 from pathlib import Path
 
 from agent.config.document import build_config
+from agent.config.files import FileProblem, read_bounded
 from agent.config.lines import KeyLines
 from agent.config.model import AgentConfig
 from agent.config.problems import ConfigError, ConfigProblem
-from agent.config.syntax import syntax_problem
+from agent.config.syntax import parser_limit_problem, syntax_problem
 
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATH",
+    "MAX_CONFIG_BYTES",
     "example_config_path",
     "example_config_text",
     "load_config",
@@ -34,6 +36,8 @@ __all__ = [
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/agent.toml")
 CONFIG_ENV = "EDGE_AGENT_CONFIG"
 _EXAMPLE = "agent.example.toml"
+MAX_CONFIG_BYTES = 1024 * 1024
+"""The largest config file read (the commented example is about 20 KiB)."""
 
 
 def resolve_config_path(path: str | os.PathLike[str] | None = None,
@@ -57,18 +61,16 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     """
     file = resolve_config_path(path, environ)
     try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise _file_error(file, "no such file (name another with --config or "
-                                f"${CONFIG_ENV}; agent.example.toml documents every key)",
-                          ) from None
-    except PermissionError:
-        raise _file_error(file, "permission denied (the service reads it as user edge-agent: "
-                                "chown root:edge-agent and chmod 0640)") from None
-    except IsADirectoryError:
-        raise _file_error(file, "is a directory, not a config file") from None
-    except OSError as exc:
-        raise _file_error(file, f"cannot read: {exc.strerror}") from None
+        data = read_bounded(file, MAX_CONFIG_BYTES, what="config file")
+    except FileProblem as exc:
+        reason = str(exc)
+        if exc.missing:
+            reason += (f" (name another with --config or ${CONFIG_ENV}; agent.example.toml "
+                       "documents every key)")
+        elif reason == "permission denied":
+            reason += (" (the service reads it as user edge-agent: chown root:edge-agent and "
+                       "chmod 0640)")
+        raise _file_error(file, reason) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -86,10 +88,15 @@ def parse_config(text: str, *, source: str | os.PathLike[str] | None = None,
         ConfigError: with every problem found.
     """
     name = str(source) if source is not None else "<config>"
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(f"is larger than {MAX_CONFIG_BYTES // 1024} KiB: "
+                                         "not a config file", file=name)])
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([syntax_problem(exc, text, name)]) from None
+    except (ValueError, RecursionError) as exc:  # what tomllib's parser does not catch
+        raise ConfigError([parser_limit_problem(exc, text, name)]) from None
     if base_dir is None:
         base_dir = Path(source).absolute().parent if source is not None else Path.cwd()
     problems: list[ConfigProblem] = []

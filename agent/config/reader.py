@@ -21,14 +21,20 @@ from agent.tools.option_reader import MAX_PIN, REQUIRED, Required
 __all__ = ["REQUIRED", "Table", "describe", "suggest"]
 
 _DESCRIBED_ARRAY = 40  # longer arrays are "an array" in messages
+_DESCRIBED_TEXT = 80  # longer strings are cut in messages
+_DESCRIBED_DIGITS = 20  # longer integers are "a number of N digits"
 
 
 def describe(value: object) -> str:
-    """A value as the user wrote it in TOML, for messages."""
+    """A value as the user wrote it in TOML, for messages (long ones shortened)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if len(value) > _DESCRIBED_TEXT:
+            value = value[: _DESCRIBED_TEXT - 3] + "..."
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, int) and abs(value) >= 10**_DESCRIBED_DIGITS:
+        return f"a number of {len(str(abs(value)))} digits"
     if isinstance(value, Mapping):
         return "a table"
     if isinstance(value, list):
@@ -149,8 +155,9 @@ class Table:
         if not self._present(key, default):
             return _fallback(default)
         value = self.raw[key]
+        # An int is compared as it is: float() of one with 400 digits overflows.
         if (not isinstance(value, int | float) or isinstance(value, bool)
-                or not math.isfinite(value)):
+                or (isinstance(value, float) and not math.isfinite(value))):
             self.invalid(key, "must be a number", value)
             return _fallback(default)
         if (value <= lo if lo_open else value < lo) or value > hi:

@@ -12,7 +12,9 @@ import os
 import re
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
 
+from agent.config.files import FileProblem, read_head
 from agent.config.media import camera_source_keys, camera_sources, capture_problem
 from agent.config.model import (
     BACKENDS,
@@ -48,9 +50,11 @@ def read_live(s: Table, base_dir: Path) -> LiveConfig:
     d = LiveConfig()
     backend = s.text("backend", d.backend, BACKENDS)
     endpoint = s.text("endpoint", None)
-    if endpoint is not None and not endpoint.startswith(("ws://", "wss://")):
-        s.problem("endpoint", f'must be a WebSocket URL (ws://... or wss://...), got "{endpoint}"')
-        endpoint = None
+    if endpoint is not None:
+        problem = endpoint_problem(endpoint)
+        if problem is not None:
+            s.problem("endpoint", problem)
+            endpoint = None
     project_id = s.text("project_id", None)
     if backend in ("vertex", *_FIREBASE_BACKENDS) and project_id is None and not s.has(
             "project_id"):
@@ -80,6 +84,48 @@ def read_live(s: Table, base_dir: Path) -> LiveConfig:
     )
     s.finish()
     return live
+
+
+_ENDPOINT_HELP = "must be a WebSocket URL (ws://... or wss://...)"
+# Query parameters that carry a credential: the key never belongs in the config file.
+_CREDENTIAL_QUERY = re.compile(r"(?i)^(key|api_?key|access_?token|token|auth|sig|signature|"
+                               r"password|secret)$")
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be the Live API's base URL, or None. The client appends the
+    service's path to it, so it is a scheme, a host, an optional port and an optional path;
+    the message never repeats a credential written in it."""
+    if not endpoint.isascii() or not endpoint.isprintable() or " " in endpoint:
+        return f"{_ENDPOINT_HELP} (printable ASCII without spaces)"
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError as exc:  # a [ without its ] around an IPv6 address
+        return f"{_ENDPOINT_HELP} ({exc})"
+    if parts.scheme not in ("ws", "wss"):
+        return f"{_ENDPOINT_HELP}, got {describe(endpoint)}"
+    if parts.username is not None or parts.password is not None:
+        return f"{_ENDPOINT_HELP} without user:password@ (credentials go in a key file)"
+    if any(_CREDENTIAL_QUERY.match(name) for name, _ in parse_qsl(parts.query, True)):
+        return (f"{_ENDPOINT_HELP} without a key in it (the key goes in a key file, never "
+                "in the config)")
+    if parts.query or parts.fragment:
+        return f"{_ENDPOINT_HELP} without ?query or #fragment (the client appends its path)"
+    if not parts.hostname:
+        return f"{_ENDPOINT_HELP}, with a host, got {describe(endpoint)}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        return f"{_ENDPOINT_HELP}, with a port from 1 to 65535, got {describe(endpoint)}"
+    from websockets.uri import parse_uri  # the parser the client connects with
+
+    try:
+        parse_uri(endpoint.rstrip("/") + "/ws")
+    except ValueError as exc:  # InvalidURI is a ValueError too
+        return f"{_ENDPOINT_HELP} ({exc})"
+    return None
 
 
 def _modalities(s: Table) -> tuple[Any, ...]:
@@ -130,7 +176,7 @@ def _credentials(s: Table, base_dir: Path) -> CredentialsConfig:
     if env is not None and not _ENV_NAME.fullmatch(env):
         s.problem("env", f'must be an environment variable name, got "{env}"')
     creds = CredentialsConfig(
-        api_key_file=None if key_file is None else _path(base_dir, key_file),
+        api_key_file=None if key_file is None else _path(s, "api_key_file", base_dir, key_file),
         credential=credential, env=env)
     s.finish()
     return creds
@@ -173,7 +219,7 @@ def read_audio(s: Table, base_dir: Path) -> AudioConfig:
     mic = s.text("mic", None)
     audio = AudioConfig(
         input=_audio_input(s, base_dir),
-        mic=None if mic is None else _mic(mic, base_dir),
+        mic=None if mic is None else _mic(s, mic, base_dir),
         rate=s.integer("rate", None, 8000, 384_000), channels=channels,
         sample_format=None if fmt is None else cast(Any, _FORMATS[fmt]),
         channel=channel, shift=s.integer("shift", None, 0, 23),
@@ -191,15 +237,20 @@ def read_audio(s: Table, base_dir: Path) -> AudioConfig:
     return audio
 
 
-def _mic(name: str, base_dir: Path) -> str | Path:
+def _mic(s: Table, name: str, base_dir: Path) -> str | Path | None:
     """A profile name stays a name; anything that looks like a path is resolved."""
     if name.endswith(".toml") or "/" in name:
-        return _path(base_dir, name)
+        return _path(s, "mic", base_dir, name)
+    if "\0" in name:
+        s.problem("mic", "must not contain a NUL character")
+        return None
     return name
 
 
 def _check_capture(audio: AudioConfig, s: Table) -> None:
     """The mic profile exists and the overrides make a format the converter accepts."""
+    if audio.mic is None and s.has("mic"):
+        return  # reported already
     problem = capture_problem(audio.mic, audio.capture_overrides())
     if problem is not None:
         s.problem(*problem)
@@ -220,7 +271,9 @@ def _audio_input(s: Table, base_dir: Path) -> AudioInput:
     if raw == "tone" or raw.startswith("tone:"):
         return AudioInput(kind="tone", device=None, tone_hz=_tone(s, raw))
     if raw.startswith("wav:"):
-        path = _path(base_dir, raw[4:])
+        path = _path(s, "input", base_dir, raw[4:])
+        if path is None:
+            return AudioInput()
         problem = _wav_problem(path)
         if problem:
             s.problem("input", problem)
@@ -244,14 +297,9 @@ def _tone(s: Table, raw: str) -> float:
 
 def _wav_problem(path: Path) -> str | None:
     try:
-        with path.open("rb") as f:
-            head = f.read(12)
-    except FileNotFoundError:
-        return f"no such file: {path}"
-    except IsADirectoryError:
-        return f"is a directory, not a WAV file: {path}"
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror}"
+        head = read_head(path, 12, what="WAV file")
+    except FileProblem as exc:
+        return f"{exc}: {path}"
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return f"not a WAV file: {path}"
     return None
@@ -271,8 +319,10 @@ def _audio_output(s: Table, base_dir: Path) -> AudioOutput:
     elif raw == "null":
         out = AudioOutput(kind="null", device=None, rate=rate)
     elif raw.startswith("wav:"):
-        path = _path(base_dir, raw[4:])
-        if not path.parent.is_dir():
+        path = _path(s, "device", base_dir, raw[4:])
+        if path is None:
+            pass
+        elif not path.parent.is_dir():
             s.problem("device", f"the folder for {path} does not exist")
         elif not os.access(path.parent, os.W_OK):
             s.problem("device", f"cannot write to {path.parent}")
@@ -309,7 +359,7 @@ def read_camera(s: Table, base_dir: Path) -> CameraConfig:
         if key not in _CAMERA_STREAM_KEYS and s.has(key) and source not in users:
             s.problem(key, "is only used with source = " + " or ".join(map(describe, users)))
     path_text = s.text("path", None)
-    path = None if path_text is None else _path(base_dir, path_text)
+    path = None if path_text is None else _path(s, "path", base_dir, path_text)
     if source == "image-folder":
         if path is None and not s.has("path"):
             s.problem("path", 'is required with source = "image-folder" (a folder of JPEG/PNG '
@@ -363,7 +413,16 @@ def read_health(s: Table) -> HealthConfig:
     return health
 
 
-def _path(base_dir: Path, text: str) -> Path:
-    """A path from the config: ``~`` expanded, relative ones taken from the file's folder."""
-    path = Path(text).expanduser()
+def _path(s: Table, key: str, base_dir: Path, text: str) -> Path | None:
+    """A path from the config: ``~`` expanded, relative ones taken from the file's folder;
+    None (a problem at ``key``) when it cannot name a file."""
+    if "\0" in text:
+        s.problem(key, "a path must not contain a NUL character")
+        return None
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~name of a user that does not exist, or no home folder
+        user = text[1:].split("/", 1)[0]
+        s.problem(key, f'"~{user}" names no user with a home folder: write the path in full')
+        return None
     return path if path.is_absolute() else base_dir / path

@@ -15,7 +15,7 @@ import tomllib
 
 from agent.config.problems import ConfigProblem
 
-__all__ = ["syntax_problem"]
+__all__ = ["parser_limit_problem", "syntax_problem"]
 
 _POSITION = re.compile(r"\s*\(at (?:line (?P<line>\d+), column \d+|end of document)\)$")
 _KEY = r"(?P<key>\(.*\))"  # tomllib writes a key as a Python tuple: ('gpio', 'status')
@@ -82,6 +82,38 @@ def syntax_problem(exc: tomllib.TOMLDecodeError, text: str, file: str) -> Config
     return ConfigProblem(f"not valid TOML: {_plain(words)}", file=file, line=line)
 
 
+_LONG_DIGITS = re.compile(r"[0-9][0-9_]{4000,}")
+_NESTING_SHOWN = 64  # the depth at which a runaway nesting is reported
+
+
+def parser_limit_problem(exc: ValueError | RecursionError, text: str,
+                         file: str) -> ConfigProblem:
+    """The problem for a limit ``tomllib`` hits without a TOML error: an integer with more
+    digits than Python converts (4300), or arrays and inline tables nested past the stack."""
+    if isinstance(exc, RecursionError):
+        return ConfigProblem("not valid TOML here: arrays or inline tables nested too deeply",
+                             file=file, line=_deep_line(text))
+    digits = _LONG_DIGITS.search(text)
+    if digits is not None:
+        return ConfigProblem("a number with thousands of digits (no setting takes one)",
+                             file=file, line=text.count("\n", 0, digits.start()) + 1)
+    return ConfigProblem(f"not valid TOML: {exc}", file=file)
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where brackets first open `_NESTING_SHOWN` deep (strings are not skipped:
+    only the line of a message depends on it)."""
+    depth = 0
+    for pos, ch in enumerate(text):
+        if ch in "[{":
+            depth += 1
+            if depth >= _NESTING_SHOWN:
+                return text.count("\n", 0, pos) + 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
 def _plain(words: str) -> str:
     for pattern, plain in _PLAIN:
         match = pattern.fullmatch(words)
@@ -105,8 +137,11 @@ def _dotted(key: str) -> str:
 def _end_line(words: str, text: str) -> int:
     """The line of an error tomllib places at the end of the text."""
     opener = _OPENERS.get(words)
-    if opener is None and words == "Unterminated string" and text.endswith("\n"):
-        # A one-line "string" would have stopped at its newline: this is a """string""".
+    last_line = text[text.rfind("\n") + 1:]
+    if opener is None and words == "Unterminated string" and (
+            text.endswith("\n") or '"' not in last_line):
+        # A one-line "string" stops at its newline, and opens on the last line when the text
+        # ends in it: otherwise this is a """string""".
         opener = '"""'
     start = text.rfind(opener) if opener else -1
     if start >= 0:

@@ -11,7 +11,8 @@ arguments, rate limits, timeouts and handler failures all come back as
 conversation cancels the call on toolCallCancellation), after the tool is made safe.
 
 Every call is audited with one ``tool.actuated`` event: tool, args, outcome, result,
-duration_ms, session, call_id.
+duration_ms, session, call_id; args and result are a bounded view
+(`agent.tools.bounds.audit_view`), so a hostile call makes a short line.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 import structlog
 
+from agent.tools.bounds import audit_view
 from agent.tools.claims import find_conflicts
 from agent.tools.errors import ArgumentError, ToolError, ToolSetupError
 from agent.tools.gpio import Action, Actuator
@@ -242,15 +244,18 @@ class ToolRegistry:
                                                   "known, do not retry"}
             return payload
         finally:
-            log.info("tool.actuated", tool=name, args=_loggable(args), outcome=outcome,
-                     result=payload, duration_ms=round((time.perf_counter() - started) * 1e3, 3),
-                     session=session, call_id=call_id)
+            log.info("tool.actuated", tool=audit_view(name), args=audit_view(args),
+                     outcome=outcome, result=audit_view(payload),
+                     duration_ms=round((time.perf_counter() - started) * 1e3, 3),
+                     session=session, call_id=audit_view(call_id))
 
     async def _dispatch(self, name: str, args: Mapping[str, Any] | None) -> tuple[str, Payload]:
-        tool = self._tools.get(name)
+        tool = self._tools.get(name) if isinstance(name, str) else None
         if tool is None:
             known = ", ".join(self._tools) or "none"
-            return "unknown", {"error": f"there is no function named {name!r}; the available "
+            # The name is the model's: shown bounded.
+            shown = repr(name[:64]) if isinstance(name, str) else f"a {type(name).__name__}"
+            return "unknown", {"error": f"there is no function named {shown}; the available "
                                         f"functions are: {known}"}
         if not self._opened:
             return "closed", {"error": "the device's GPIO is shut down; nothing was changed"}
@@ -423,6 +428,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
     except RuntimeError:
         return None
 
-
-def _loggable(args: Any) -> Any:
-    return dict(args) if isinstance(args, Mapping) else args

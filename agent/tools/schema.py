@@ -6,6 +6,11 @@ declarations accept (an OpenAPI-style subset) is supported; `check_schema` rejec
 else in a declared schema at config time, so a schema the validator would silently ignore
 never reaches the model.
 
+Arguments are checked against fixed bounds first (`agent.tools.bounds`: size, nesting, text
+length, numbers JSON holds), so nothing below ever works on unbounded input; a ``pattern`` is
+matched only on a string that passed its length checks, within a time budget
+(`agent.tools.patterns`).
+
 Error messages name the argument, what was expected and what was received, so the model can
 correct its call.
 """
@@ -14,12 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from agent.tools.bounds import INT64, check_bounds
 from agent.tools.errors import ArgumentError
 from agent.tools.option_reader import KeyPath
+from agent.tools.patterns import MatchBudget, pattern_problem
 
 __all__ = ["SUPPORTED_KEYWORDS", "check_schema", "describe", "validate_arguments"]
 
@@ -73,6 +79,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_bound(value: Any) -> bool:
+    """A number a schema may bound by: finite, and an integer within 64 bits."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return _is_number(value) and INT64[0] <= value <= INT64[1]
+
+
 def validate_arguments(schema: Mapping[str, Any] | None, args: Any) -> dict[str, Any]:
     """Check the model's ``args`` against an object ``schema``; return a normalised copy.
 
@@ -82,6 +95,7 @@ def validate_arguments(schema: Mapping[str, Any] | None, args: Any) -> dict[str,
     """
     if args is None:
         args = {}
+    check_bounds(args)
     if not isinstance(args, Mapping):
         raise ArgumentError(f"arguments must be an object with named fields (got {_show(args)})")
     if schema is None:
@@ -90,7 +104,7 @@ def validate_arguments(schema: Mapping[str, Any] | None, args: Any) -> dict[str,
             raise ArgumentError(f"this function takes no arguments (got {names})")
         return {}
     problems: list[str] = []
-    out = _check(schema, args, "", problems)
+    out = _check(schema, args, "", _Checks(problems, MatchBudget()))
     if problems:
         raise ArgumentError("; ".join(problems))
     assert isinstance(out, dict)
@@ -101,15 +115,24 @@ def _label(path: str) -> str:
     return f"'{path}'" if path else "the arguments"
 
 
-def _check(schema: Mapping[str, Any], value: Any, path: str, problems: list[str]) -> Any:
+class _Checks:
+    """What one validation collects and spends: the problems found, the pattern time left."""
+
+    def __init__(self, problems: list[str], budget: MatchBudget) -> None:
+        self.problems = problems
+        self.budget = budget
+
+
+def _check(schema: Mapping[str, Any], value: Any, path: str, checks: _Checks) -> Any:
+    problems = checks.problems
     if value is None and schema.get("nullable") is True:
         return None
     t = _type_of(schema)
     where = _label(path)
     if t == "object":
-        return _check_object(schema, value, path, problems)
+        return _check_object(schema, value, path, checks)
     if t == "array":
-        return _check_array(schema, value, path, problems)
+        return _check_array(schema, value, path, checks)
     if t in ("number", "integer"):
         if not _is_number(value) or not math.isfinite(value):
             problems.append(f"{where} must be {describe(schema)} (got {_show(value)})")
@@ -129,11 +152,17 @@ def _check(schema: Mapping[str, Any], value: Any, path: str, problems: list[str]
         lo, hi = schema.get("minLength"), schema.get("maxLength")
         if lo is not None and len(value) < lo:
             problems.append(f"{where} must have at least {lo} characters")
-        if hi is not None and len(value) > hi:
+        elif hi is not None and len(value) > hi:
             problems.append(f"{where} must have at most {hi} characters")
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str) and re.search(pattern, value) is None:
-            problems.append(f"{where} must match the pattern {pattern} (got {_show(value)})")
+        elif isinstance(pattern := schema.get("pattern"), str):
+            # Only on text that passed its length checks, and within the call's time budget.
+            matched = checks.budget.search(pattern, value)
+            if matched is None:
+                problems.append(f"{where} could not be checked against the pattern {pattern} "
+                                "in time; send a shorter, plainer value")
+            elif not matched:
+                problems.append(f"{where} must match the pattern {pattern} "
+                                f"(got {_show(value)})")
     elif t == "boolean" and not isinstance(value, bool):
         problems.append(f"{where} must be true or false (got {_show(value)})")
     enum = schema.get("enum")
@@ -142,9 +171,8 @@ def _check(schema: Mapping[str, Any], value: Any, path: str, problems: list[str]
     return value
 
 
-def _check_object(
-    schema: Mapping[str, Any], value: Any, path: str, problems: list[str]
-) -> Any:
+def _check_object(schema: Mapping[str, Any], value: Any, path: str, checks: _Checks) -> Any:
+    problems = checks.problems
     if not isinstance(value, Mapping):
         problems.append(f"{_label(path)} must be an object (got {_show(value)})")
         return value
@@ -162,11 +190,12 @@ def _check_object(
             problems.append(f"unexpected argument '{prefix}{name}' (this takes: {known})")
     for name, sub in props.items():
         if name in value:
-            out[name] = _check(sub, value[name], f"{prefix}{name}", problems)
+            out[name] = _check(sub, value[name], f"{prefix}{name}", checks)
     return out
 
 
-def _check_array(schema: Mapping[str, Any], value: Any, path: str, problems: list[str]) -> Any:
+def _check_array(schema: Mapping[str, Any], value: Any, path: str, checks: _Checks) -> Any:
+    problems = checks.problems
     if not isinstance(value, list | tuple):
         problems.append(f"{_label(path)} must be a list (got {_show(value)})")
         return value
@@ -178,7 +207,7 @@ def _check_array(schema: Mapping[str, Any], value: Any, path: str, problems: lis
     items = schema.get("items")
     if not isinstance(items, Mapping):
         return list(value)
-    return [_check(items, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return [_check(items, v, f"{path}[{i}]", checks) for i, v in enumerate(value)]
 
 
 def check_schema(schema: Any, loc: KeyPath) -> list[tuple[KeyPath, str]]:
@@ -207,8 +236,8 @@ def _check_schema_node(schema: Mapping[str, Any], loc: KeyPath,
     if t not in _TYPES:
         out.append(((*loc, "type"), "must be one of " + ", ".join(_TYPES)))
     for key in ("minimum", "maximum"):
-        if key in schema and not _is_number(schema[key]):
-            out.append(((*loc, key), "must be a number"))
+        if key in schema and not _is_bound(schema[key]):
+            out.append(((*loc, key), "must be a number (finite, within 64-bit integers)"))
     for key in ("minLength", "maxLength", "minItems", "maxItems"):
         v = schema.get(key)
         if key in schema and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
@@ -216,10 +245,9 @@ def _check_schema_node(schema: Mapping[str, Any], loc: KeyPath,
     if "enum" in schema and (not isinstance(schema["enum"], list) or not schema["enum"]):
         out.append(((*loc, "enum"), "must be a non-empty list"))
     if "pattern" in schema:
-        try:
-            re.compile(schema["pattern"])
-        except (re.error, TypeError) as exc:
-            out.append(((*loc, "pattern"), f"is not a valid regex: {exc}"))
+        problem = pattern_problem(schema["pattern"], schema.get("maxLength"))
+        if problem is not None:
+            out.append(((*loc, "pattern"), problem))
     props = schema.get("properties")
     if props is not None:
         if not isinstance(props, Mapping):

@@ -13,7 +13,13 @@ import warnings
 import pytest
 import structlog
 
-from agent.logs import configure_logging, flush_logs, redact_text, register_secret
+from agent.logs import (
+    MAX_FIELD_BYTES,
+    configure_logging,
+    flush_logs,
+    redact_text,
+    register_secret,
+)
 
 # Planted secrets: each must be absent from every rendered line.
 API_KEY = "AIza" + "SyD-planted_0123456789abcdefghijklmn"
@@ -140,6 +146,69 @@ def test_secrets_never_reach_the_output() -> None:
                                 "X-Firebase-AppCheck": "[REDACTED]"}
     assert "Traceback" in str(events[-1]["exception"])
     assert "ConnectionError: refused wss://host/ws?key=[REDACTED]" in str(events[-1]["exception"])
+
+
+def test_a_registered_key_is_redacted_in_its_encoded_forms() -> None:
+    import base64
+    from urllib.parse import quote
+
+    key = "planted+key/with=signs-0123"
+    register_secret(key)
+    encoded = (quote(key, safe=""), base64.b64encode(key.encode()).decode(),
+               base64.urlsafe_b64encode(key.encode()).decode().rstrip("="))
+    text = redact_text(f"GET /x?k={encoded[0]} auth {encoded[1]} raw {key} url {encoded[2]}")
+    for form in (key, *encoded):
+        assert form not in text
+    assert text.count("[REDACTED]") == 4
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_values_json_cannot_hold_still_make_one_line_each(fmt: str) -> None:
+    """Integers over 64 bits, hostile nesting and objects whose str() fails: the event is
+    written and the caller never sees an exception."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+        __repr__ = __str__
+
+    deep: list[object] = [1]
+    for _ in range(5000):
+        deep = [deep]
+    stream = io.StringIO()
+    configure_logging("info", fmt, stream=stream)
+    log = structlog.get_logger("agent.tools.registry")
+    log.info("tool.actuated", args={"n": 10**5000, "m": 2**70, 3: -(2**64)}, result=2**64)
+    log.info("tool.actuated", args=deep, call_id=Unprintable())
+    log.info("tool.actuated", args=[float("inf"), {(1, 2): "tuple key"}])
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    assert all("tool.actuated" in line for line in lines)
+    if fmt == "json":
+        first, second, _ = (json.loads(line) for line in lines)
+        assert first["args"] == {"n": "<integer of 16610 bits>", "m": str(2**70),
+                                 "3": str(-(2**64))}
+        assert first["result"] == str(2**64)
+        assert "[...]" in json.dumps(second["args"])
+        assert second["call_id"] == "<Unprintable: str() failed with RuntimeError>"
+
+
+def test_a_huge_field_is_cut_with_a_marker_and_secrets_go_first() -> None:
+    key = "planted-in-a-huge-field-0123"
+    register_secret(key)
+    huge = "y" * (MAX_FIELD_BYTES // 2 - 10) + key + "z" * 3_000_000
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    structlog.get_logger("agent.tools.registry").info(
+        "tool.actuated", args={"x": huge}, note=huge)
+    [line] = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert len(line) < 3 * MAX_FIELD_BYTES
+    redacted = huge.replace(key, "[REDACTED]")
+    assert f"(truncated, {len(redacted)} bytes)" in event["note"]
+    assert "truncated" in event["args"] and event["args"].startswith('{"x":"yyy')
+    assert key[:10] not in line  # redacted whole before it was cut
 
 
 def test_redact_text_keeps_the_words_around_secrets() -> None:

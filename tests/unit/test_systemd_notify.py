@@ -120,6 +120,26 @@ def test_a_newline_cannot_inject_another_assignment(path_receiver: Receiver) -> 
     notifier.close()
 
 
+def test_status_is_redacted_like_the_logs_and_bounded(path_receiver: Receiver) -> None:
+    """STATUS= is readable by every local user: a key in an error text never reaches it."""
+    from agent.logs import register_secret
+
+    registered = "planted-status-key-0123"
+    register_secret(registered)
+    notifier = Notifier(path_receiver.address)
+    notifier.status(f"reconnecting: invalid header x-goog-api-key: {registered}")
+    notifier.status("failed: GET wss://h/ws?key=AIzaSyPlantedKeyPlantedKey0123456789ab&x=1")
+    notifier.status("closed: " + "x" * 100_000)
+    messages = path_receiver.wait_for(3)
+    notifier.close()
+    assert len(messages) == 3
+    text = "\n".join(messages)
+    assert registered not in text and "AIzaSyPlanted" not in text
+    assert "?key=[REDACTED]&x=1" in messages[1]
+    assert len(messages[2]) == len("STATUS=") + systemd.MAX_VALUE_CHARS
+    assert messages[2].endswith("...")
+
+
 def test_outside_systemd_every_call_is_a_quiet_no_op() -> None:
     notifier = Notifier(environ={})
     with capture_logs() as logs:

@@ -10,6 +10,8 @@ profile (``mic = "inmp441"``) or a path to its own TOML file.
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, fields, replace
 from importlib import resources
@@ -21,6 +23,8 @@ from agent.media.audio.convert import CaptureFormat
 _PACKAGE_DIR = "mic_profiles"
 _FORMAT_KEYS = {f.name for f in fields(CaptureFormat)}
 _TOP_KEYS = {"name", "description", "device", "capture"}
+MAX_PROFILE_BYTES = 64 * 1024
+"""The largest profile file read (the shipped ones are about 1 KiB)."""
 
 
 class MicProfileError(ValueError):
@@ -50,8 +54,8 @@ def read_mic_profile(name_or_path: str | Path) -> MicProfile:
     text, source = _profile_text(str(name_or_path))
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise MicProfileError(f"{source}: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # TOML errors, and limits tomllib meets
+        raise MicProfileError(f"{source}: not a valid TOML profile: {exc}") from None
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise MicProfileError(f"{source}: unknown key {sorted(unknown)[0]!r}")
@@ -87,16 +91,34 @@ def mic_capture_format(mic: str | Path | None, **overrides: Any) -> CaptureForma
 def _profile_text(name: str) -> tuple[str, str]:
     if name.endswith(".toml") or "/" in name:
         path = Path(name)
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise MicProfileError(f"{path}: cannot read mic profile: {exc.strerror}") from exc
+        return _read_profile(path), str(path)
     resource = resources.files("agent.media.audio") / _PACKAGE_DIR / f"{name}.toml"
     if not resource.is_file():
         raise MicProfileError(
             f"unknown mic profile {name!r}; known: {', '.join(available_mic_profiles())}"
         )
     return resource.read_text(encoding="utf-8"), f"{_PACKAGE_DIR}/{name}.toml"
+
+
+def _read_profile(path: Path) -> str:
+    """The text of a profile file: a regular file (``/dev/zero`` or a FIFO would never end),
+    opened without blocking, at most `MAX_PROFILE_BYTES`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        reason = exc.strerror if isinstance(exc, OSError) else "invalid path"
+        raise MicProfileError(f"{path}: cannot read mic profile: {reason}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise MicProfileError(f"{path}: a mic profile must be a regular file")
+        data = f.read(MAX_PROFILE_BYTES + 1)
+    if len(data) > MAX_PROFILE_BYTES:
+        raise MicProfileError(f"{path}: larger than {MAX_PROFILE_BYTES // 1024} KiB: not a "
+                              "mic profile")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MicProfileError(f"{path}: a mic profile must be UTF-8 text") from None
 
 
 def _optional_str(value: Any, source: str, key: str) -> str | None:

@@ -6,6 +6,9 @@ cameras, including errors for a missing or unreadable folder.
 
 from __future__ import annotations
 
+import itertools
+import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,6 +118,11 @@ def _bounce(position: float, span: int) -> int:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_FOLDER_ENTRIES = 10_000
+"""Entries of an image folder looked at; the rest are ignored (a folder that large is not
+a slide show, and listing it all would cost memory without bound)."""
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+"""The largest image file read (a 12 MP JPEG is about 5 MB)."""
 
 
 class ImageFolderSource:
@@ -134,7 +142,8 @@ class ImageFolderSource:
         if self.path.is_file():
             files = [self.path]
         elif self.path.is_dir():
-            files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            entries = itertools.islice(self.path.iterdir(), MAX_FOLDER_ENTRIES)
+            files = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             raise CameraUnavailable(f"image folder {self.path} does not exist")
         if not files:
@@ -155,13 +164,26 @@ class ImageFolderSource:
 
 
 def _load_rgb(path: Path, width: int, height: int) -> RgbFrame:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CameraError(f"cannot read image {path}: {exc.strerror}") from exc
+    data = _read_image(path)
     if path.suffix.lower() == ".png":
         return _load_png(path, data)
     return decode_jpeg(data, width, height, what=f"image {path}")
+
+
+def _read_image(path: Path) -> bytes:
+    """An image file's bytes: a regular file (a FIFO would block, a device never end),
+    opened without blocking, at most `MAX_IMAGE_BYTES`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise CameraError(f"image {path} is not a regular file")
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise CameraError(f"cannot read image {path}: {exc.strerror}") from exc
+    if len(data) > MAX_IMAGE_BYTES:
+        raise CameraError(f"image {path} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
+    return data
 
 
 def _load_png(path: Path, data: bytes) -> RgbFrame:

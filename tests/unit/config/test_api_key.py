@@ -125,3 +125,69 @@ def test_a_loaded_key_never_reaches_the_logs(write_config: WriteConfig) -> None:
     text = stream.getvalue()
     assert "config.api_key_loaded" in text and "[REDACTED]" in text
     assert secret not in text
+
+
+# ------------------------------------------------------------------ normalised when loaded
+
+
+@pytest.mark.parametrize("saved", [
+    "\ufeff" + KEY,  # Notepad's UTF-8 with a byte order mark
+    "\ufeff" + KEY + "\r\n",
+    f"  {KEY}\n\n",
+    "\ufeff  " + KEY + "\t\n",
+])
+def test_a_key_file_is_normalised_when_loaded(write_config: WriteConfig, tmp_path: Path,
+                                              saved: str) -> None:
+    """A byte order mark and whitespace around the key go; websockets would refuse them in
+    a header, and the refusal would carry the key."""
+    _key_file(tmp_path, "key", saved)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    _key_file(creds, "api-key", saved)
+    by_file = load_config(write_config('[live.credentials]\napi_key_file = "key"\n'))
+    assert load_api_key(by_file, environ={}) == KEY
+    by_credential = load_config(write_config(""))
+    assert load_api_key(by_credential, environ={"CREDENTIALS_DIRECTORY": str(creds)}) == KEY
+    assert load_api_key(by_credential, environ={"GEMINI_API_KEY": saved}) == KEY
+
+
+@pytest.mark.parametrize(("saved", "reason"), [
+    (KEY[:8] + "\u00e9" + KEY[8:], "character 9 of the key is not printable ASCII"),
+    (KEY[:8] + "\x00" + KEY[8:], "character 9 of the key is not printable ASCII"),
+    (KEY[:8] + "\x7f" + KEY[8:], "character 9 of the key is not printable ASCII"),
+    (KEY[:8] + "\u200b" + KEY[8:], "character 9 of the key is not printable ASCII"),
+    (KEY + " " + KEY, "must hold the key alone, on one line"),
+    (KEY * 300, "longer than 4096 characters"),
+])
+def test_a_key_that_is_not_printable_ascii_names_the_place_never_the_key(
+        write_config: WriteConfig, tmp_path: Path, saved: str, reason: str) -> None:
+    key_file = _key_file(tmp_path, "key", saved)
+    by_file = load_config(write_config('[live.credentials]\napi_key_file = "key"\n'))
+    with pytest.raises(ConfigError) as info:
+        load_api_key(by_file, environ={})
+    assert f"{key_file}: {reason}" in str(info.value)
+    by_env = load_config(write_config(""))
+    with pytest.raises(ConfigError) as env_info:
+        load_api_key(by_env, environ={"GEMINI_API_KEY": saved})
+    assert f"environment variable GEMINI_API_KEY: {reason}" in str(env_info.value)
+    for message in (str(info.value), str(env_info.value)):
+        assert KEY not in message and KEY[:12] not in message
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "huge"])
+def test_a_key_file_is_read_bounded_and_never_blocks(write_config: WriteConfig, tmp_path: Path,
+                                                     kind: str) -> None:
+    import os
+
+    path = tmp_path / "key"
+    if kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path, 0o600)  # no writer: a blocking open would wait for ever
+    else:
+        path.write_bytes(b"k" * (1 << 20))
+        path.chmod(0o600)
+    config = load_config(write_config('[live.credentials]\napi_key_file = "key"\n'))
+    with pytest.raises(ConfigError, match=r"not a regular file|larger than") as info:
+        load_api_key(config, environ={})
+    assert str(info.value).count("\n") == 0
