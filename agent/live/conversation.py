@@ -18,6 +18,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterator,
     Mapping,
 )
@@ -123,6 +124,10 @@ def dispatcher_handler(
     return handle
 
 
+MAX_CALLS_IN_FLIGHT = 64
+"""Tool calls running at once; more are answered at once with an error (each would hold a task
+and a handler until it ends)."""
+
 TRANSCRIPT_KEEP_CHARS = 4_096
 """Characters of each transcript the stats keep (the newest); listeners get every fragment."""
 
@@ -177,6 +182,7 @@ class ConversationStats:
     interruptions: int = 0
     tool_calls: int = 0
     tool_cancellations: int = 0
+    tool_calls_refused: int = 0
     frames_sent: int = 0
     usage: LiveUsageMetadata | None = None
     user_transcript: TranscriptTail = field(default_factory=TranscriptTail)
@@ -291,7 +297,9 @@ class _Runner:
         self.muted = False
         self._speaking = False
         self._stream_open = False
-        self._calls: dict[str, asyncio.Task[None]] = {}
+        self._calls: dict[str, asyncio.Task[None]] = {}  # by id, for cancellations
+        self._running: set[asyncio.Task[None]] = set()  # every call being run
+        self._refusals: set[asyncio.Task[None]] = set()  # answers to calls over the limit
         self._task: asyncio.Task[None] | None = None
         self._cleaned = False
 
@@ -334,7 +342,7 @@ class _Runner:
         if self._cleaned:
             return
         self._cleaned = True
-        calls = list(self._calls.values())
+        calls = [*self._running, *self._refusals]
         for task in calls:
             task.cancel()
         if calls:
@@ -484,13 +492,30 @@ class _Runner:
                 names=[c.name for c in message.function_calls],
             )
             return
+        refused: list[FunctionCall] = []
         for call in message.function_calls:
             self.stats.tool_calls += 1
+            if len(self._running) >= MAX_CALLS_IN_FLIGHT:
+                self.stats.tool_calls_refused += 1
+                self.bad_input.note(
+                    "conversation.tool_call_refused", "calls", name=call.name, id=call.id,
+                    in_flight=MAX_CALLS_IN_FLIGHT,
+                )  # fmt: skip
+                refused.append(call)
+                continue
             self._emit("tool.call", name=call.name, args=call.args, id=call.id)
-            task = asyncio.create_task(self._run_call(call), name=f"tool-{call.name}")
+            task = _track(self._running, self._run_call(call), f"tool-{call.name}")
             if call.id is not None:
                 self._calls[call.id] = task
                 task.add_done_callback(self._forget_call(call.id))
+        if refused:
+            _track(self._refusals, self._refuse(refused), "tool-refusals")
+
+    async def _refuse(self, calls: list[FunctionCall]) -> None:
+        error = f"{MAX_CALLS_IN_FLIGHT} tool calls are running already; call again later"
+        for call in calls:
+            response = FunctionResponse(id=call.id, name=call.name, response={"error": error})
+            await self._answer(call, response)
 
     def _forget_call(self, call_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(task: asyncio.Task[None]) -> None:
@@ -522,6 +547,9 @@ class _Runner:
                 error=unencodable,
             )  # fmt: skip
         self._emit("tool.response", name=call.name, id=call.id, response=response.response)
+        await self._answer(call, response)
+
+    async def _answer(self, call: FunctionCall, response: FunctionResponse) -> None:
         try:
             await self.session.send_function_responses([response])
         except LiveSessionError as exc:
@@ -545,3 +573,13 @@ class _Runner:
 
 class _SessionEnded(Exception):
     """The session's ``receive()`` finished: the conversation is over."""
+
+
+def _track(
+    tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None], name: str
+) -> asyncio.Task[None]:
+    """Run ``work`` as a task held in ``tasks`` until it ends."""
+    task = asyncio.create_task(work, name=name)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task

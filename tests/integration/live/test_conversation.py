@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import structlog
 
-from agent.live.conversation import TRANSCRIPT_KEEP_CHARS, start_audio_conversation
+from agent.live.conversation import (
+    MAX_CALLS_IN_FLIGHT,
+    TRANSCRIPT_KEEP_CHARS,
+    start_audio_conversation,
+)
 from agent.live.errors import LiveErrorCode, LiveSessionError
 from agent.live.types import FunctionCall, FunctionResponse
 from agent.media.audio import EnergySpeechDetector
@@ -356,5 +360,43 @@ async def test_arguments_with_integers_over_64_bits_reach_the_handler(
     frame = await conn.expect()
     assert frame["toolResponse"]["functionResponses"][0]["id"] == "n"
     assert seen == [{"n": 10**400}]
+    await controller.stop()
+    await session.close()
+
+
+async def test_calls_over_the_in_flight_limit_are_answered_at_once_with_an_error(
+    live_server: ScriptedServer,
+) -> None:
+    session, conn = await live_server.connect()
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def handler(call: FunctionCall) -> dict:  # type: ignore[type-arg]
+        started.append(call.id or "")
+        await release.wait()
+        return {"ok": True}
+
+    controller = await start_audio_conversation(
+        session, source=Chunks([]), sink=RecordingSink(), function_calling_handler=handler
+    )
+    extra = 10
+    ids = [f"c{n}" for n in range(MAX_CALLS_IN_FLIGHT + extra)]
+    for at in range(0, len(ids), 32):
+        await conn.send({"toolCall": {"functionCalls": [
+            {"id": call_id, "name": "slow"} for call_id in ids[at : at + 32]]}})  # fmt: skip
+    refused = []
+    while len(refused) < extra:
+        frame = await conn.expect()
+        refused += frame["toolResponse"]["functionResponses"]
+    assert all(set(r["response"]) == {"error"} for r in refused)
+    assert {r["id"] for r in refused} == set(ids[MAX_CALLS_IN_FLIGHT:])
+    assert len(started) == MAX_CALLS_IN_FLIGHT
+    assert controller.stats.tool_calls_refused == extra
+    release.set()
+    answered = []
+    while len(answered) < MAX_CALLS_IN_FLIGHT:
+        frame = await conn.expect()
+        answered += frame["toolResponse"]["functionResponses"]
+    assert {r["id"] for r in answered} == set(ids[:MAX_CALLS_IN_FLIGHT])
     await controller.stop()
     await session.close()
