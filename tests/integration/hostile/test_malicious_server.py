@@ -31,8 +31,8 @@ from tests.support.daemon_process import Agent, start_agent, stop_agent
 pytestmark = pytest.mark.slow
 
 RSS_BOUND_MB = 150
-"""The daemon's resident memory may not pass this, whatever the server sends (measured: about
-75 MB at rest and at most about 100 MB under every attack here, on x86-64)."""
+"""The daemon's resident memory may not pass this, whatever the server sends (measured on x86-64:
+about 50 MB at rest, a peak of about 62 MB under every attack here)."""
 
 FRAME_LIMIT = 4 * 1024 * 1024  # the client's max_size (ConnectOptions.max_frame_bytes)
 STEP = 30.0
