@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
+from agent.live.bad_input import BadInput
 from agent.live.errors import LiveErrorCode, LiveSessionError
+from agent.live.protocol import encodable_response
 from agent.live.types import (
     AUDIO_INPUT_MIME,
     AUDIO_OUTPUT_RATE,
@@ -114,19 +124,69 @@ def dispatcher_handler(
     return handle
 
 
+MAX_CALLS_IN_FLIGHT = 64
+"""Tool calls running at once; more are answered at once with an error (each would hold a task
+and a handler until it ends)."""
+
+TRANSCRIPT_KEEP_CHARS = 4_096
+"""Characters of each transcript the stats keep (the newest); listeners get every fragment."""
+
+
+class TranscriptTail:
+    """The newest ``keep_chars`` characters of a transcript, and how much there was in all.
+
+    Iterating yields the kept fragments in order, so ``"".join(tail)`` is the kept text.
+    """
+
+    def __init__(self, keep_chars: int = TRANSCRIPT_KEEP_CHARS) -> None:
+        self.keep_chars = keep_chars
+        self.fragments = 0
+        self.chars = 0
+        self._kept: deque[str] = deque()
+        self._kept_chars = 0
+
+    def append(self, text: str) -> None:
+        self.fragments += 1
+        self.chars += len(text)
+        text = text[-self.keep_chars :]
+        self._kept.append(text)
+        self._kept_chars += len(text)
+        while self._kept_chars > self.keep_chars:
+            oldest = self._kept.popleft()
+            excess = self._kept_chars - self.keep_chars
+            self._kept_chars -= len(oldest)
+            if len(oldest) > excess:  # keep its newest end
+                self._kept.appendleft(oldest[excess:])
+                self._kept_chars += len(oldest) - excess
+
+    @property
+    def text(self) -> str:
+        return "".join(self._kept)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kept)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 @dataclass
 class ConversationStats:
     chunks_sent: int = 0
     chunks_gated: int = 0
     audio_chunks_played: int = 0
     bad_audio_chunks: int = 0
+    sink_errors: int = 0
+    failed_messages: int = 0
+    unencodable_tool_results: int = 0
     interruptions: int = 0
     tool_calls: int = 0
     tool_cancellations: int = 0
+    tool_calls_refused: int = 0
     frames_sent: int = 0
     usage: LiveUsageMetadata | None = None
-    user_transcript: list[str] = field(default_factory=list)
-    model_transcript: list[str] = field(default_factory=list)
+    user_transcript: TranscriptTail = field(default_factory=TranscriptTail)
+    model_transcript: TranscriptTail = field(default_factory=TranscriptTail)
 
 
 class AudioConversationController:
@@ -233,10 +293,13 @@ class _Runner:
         self.video_mime_type = video_mime_type
         self.on_event = on_event
         self.stats = ConversationStats()
+        self.bad_input = BadInput()
         self.muted = False
         self._speaking = False
         self._stream_open = False
-        self._calls: dict[str, asyncio.Task[None]] = {}
+        self._calls: dict[str, asyncio.Task[None]] = {}  # by id, for cancellations
+        self._running: set[asyncio.Task[None]] = set()  # every call being run
+        self._refusals: set[asyncio.Task[None]] = set()  # answers to calls over the limit
         self._task: asyncio.Task[None] | None = None
         self._cleaned = False
 
@@ -279,7 +342,7 @@ class _Runner:
         if self._cleaned:
             return
         self._cleaned = True
-        calls = list(self._calls.values())
+        calls = [*self._running, *self._refusals]
         for task in calls:
             task.cancel()
         if calls:
@@ -366,15 +429,26 @@ class _Runner:
 
     async def _speaker(self) -> None:
         async for message in self.session.receive():
-            if isinstance(message, LiveServerContent):
-                self._on_content(message)
-            elif isinstance(message, LiveServerToolCall):
-                self._on_tool_call(message)
-            elif isinstance(message, LiveServerToolCallCancellation):
-                self._on_cancellation(message)
-            elif isinstance(message, LiveUsageMetadata):
-                self.stats.usage = message
+            try:
+                self._on_message(message)
+            except Exception as exc:  # one message's failure never ends the conversation
+                self.stats.failed_messages += 1
+                self.bad_input.note(
+                    "conversation.message_failed",
+                    message.type,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         raise _SessionEnded
+
+    def _on_message(self, message: LiveServerMessage) -> None:
+        if isinstance(message, LiveServerContent):
+            self._on_content(message)
+        elif isinstance(message, LiveServerToolCall):
+            self._on_tool_call(message)
+        elif isinstance(message, LiveServerToolCallCancellation):
+            self._on_cancellation(message)
+        elif isinstance(message, LiveUsageMetadata):
+            self.stats.usage = message
 
     def _on_content(self, message: LiveServerContent) -> None:
         if message.interrupted:
@@ -388,9 +462,16 @@ class _Runner:
                     raise ValueError(f"odd byte count {len(pcm)} for 16-bit PCM")
             except ValueError as exc:
                 self.stats.bad_audio_chunks += 1
-                log.warning("conversation.bad_audio", error=str(exc))
+                self.bad_input.note("conversation.bad_audio", "audio", error=str(exc))
                 continue
-            self.sink.write(pcm, blob.sample_rate or AUDIO_OUTPUT_RATE)
+            try:
+                self.sink.write(pcm, blob.sample_rate or AUDIO_OUTPUT_RATE)
+            except Exception as exc:  # the speaker refused it: skip it, play the rest
+                self.stats.sink_errors += 1
+                self.bad_input.note(
+                    "conversation.sink_failed", "sink", error=f"{type(exc).__name__}: {exc}"
+                )
+                continue
             self.stats.audio_chunks_played += 1
         if message.input_transcription and message.input_transcription.text:
             self.stats.user_transcript.append(message.input_transcription.text)
@@ -411,13 +492,30 @@ class _Runner:
                 names=[c.name for c in message.function_calls],
             )
             return
+        refused: list[FunctionCall] = []
         for call in message.function_calls:
             self.stats.tool_calls += 1
+            if len(self._running) >= MAX_CALLS_IN_FLIGHT:
+                self.stats.tool_calls_refused += 1
+                self.bad_input.note(
+                    "conversation.tool_call_refused", "calls", name=call.name, id=call.id,
+                    in_flight=MAX_CALLS_IN_FLIGHT,
+                )  # fmt: skip
+                refused.append(call)
+                continue
             self._emit("tool.call", name=call.name, args=call.args, id=call.id)
-            task = asyncio.create_task(self._run_call(call), name=f"tool-{call.name}")
+            task = _track(self._running, self._run_call(call), f"tool-{call.name}")
             if call.id is not None:
                 self._calls[call.id] = task
                 task.add_done_callback(self._forget_call(call.id))
+        if refused:
+            _track(self._refusals, self._refuse(refused), "tool-refusals")
+
+    async def _refuse(self, calls: list[FunctionCall]) -> None:
+        error = f"{MAX_CALLS_IN_FLIGHT} tool calls are running already; call again later"
+        for call in calls:
+            response = FunctionResponse(id=call.id, name=call.name, response={"error": error})
+            await self._answer(call, response)
 
     def _forget_call(self, call_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(task: asyncio.Task[None]) -> None:
@@ -441,13 +539,28 @@ class _Runner:
             if isinstance(result, FunctionResponse)
             else FunctionResponse(id=call.id, name=call.name, response=result)
         )
+        response, unencodable = encodable_response(response)
+        if unencodable is not None:
+            self.stats.unencodable_tool_results += 1
+            log.warning(
+                "conversation.tool_result_unencodable", name=call.name, id=call.id,
+                error=unencodable,
+            )  # fmt: skip
         self._emit("tool.response", name=call.name, id=call.id, response=response.response)
+        await self._answer(call, response)
+
+    async def _answer(self, call: FunctionCall, response: FunctionResponse) -> None:
         try:
             await self.session.send_function_responses([response])
         except LiveSessionError as exc:
             log.warning(
                 "conversation.tool_response_lost", name=call.name, id=call.id, error=str(exc)
             )
+        except Exception as exc:  # never an unretrieved task error
+            log.warning(
+                "conversation.tool_response_lost", name=call.name, id=call.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )  # fmt: skip
 
     def _on_cancellation(self, message: LiveServerToolCallCancellation) -> None:
         for call_id in message.function_ids:
@@ -460,3 +573,13 @@ class _Runner:
 
 class _SessionEnded(Exception):
     """The session's ``receive()`` finished: the conversation is over."""
+
+
+def _track(
+    tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None], name: str
+) -> asyncio.Task[None]:
+    """Run ``work`` as a task held in ``tasks`` until it ends."""
+    task = asyncio.create_task(work, name=name)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task

@@ -28,7 +28,8 @@ class LiveSessionError(Exception):
     ``code`` says what kind of error it is. When the error comes from the server closing the
     WebSocket, ``close_code`` and ``close_reason`` carry what the server said (for example
     1007 "Request contains an invalid argument."); ``http_status`` is set when the server refused
-    the WebSocket upgrade itself (401, 403, 429 ...).
+    the WebSocket upgrade itself (401, 403, 429 ...). ``permanent`` errors fail the same way on
+    every attempt (a malformed endpoint, a credential that cannot be sent): retrying is useless.
     """
 
     def __init__(
@@ -39,9 +40,11 @@ class LiveSessionError(Exception):
         close_code: int | None = None,
         close_reason: str | None = None,
         http_status: int | None = None,
+        permanent: bool = False,
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
+        self.permanent = permanent
         self.code = code
         self.message = message
         self.close_code = close_code

@@ -18,10 +18,17 @@ from urllib.parse import quote
 import structlog
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidHeaderValue,
+    InvalidStatus,
+)
 
 from agent import __version__
 from agent.live import protocol
+from agent.live.bad_input import BadInput
+from agent.live.endpoint import check_headers, check_url, redact_url
 from agent.live.errors import LiveErrorCode, LiveSessionError, ProtocolError
 from agent.live.session import LiveSession
 from agent.live.types import (
@@ -49,7 +56,14 @@ Secret = str | Callable[[], str]
 
 
 def _secret(value: Secret | None) -> str | None:
-    return value() if callable(value) else value
+    secret = value() if callable(value) else value
+    if secret is not None and not isinstance(secret, str):
+        raise LiveSessionError(
+            LiveErrorCode.NO_API_KEY,
+            f"The credential function returned a {type(secret).__name__}, not a string.",
+            permanent=True,
+        )
+    return secret
 
 
 class Backend(Protocol):
@@ -250,6 +264,11 @@ class ConnectOptions:
     """permessage-deflate costs CPU on base64 audio for little gain; off by default."""
     close_timeout: float = 2.0
     ssl_context: ssl.SSLContext | None = None
+    probe_interval_s: float = 0.5
+    """While sending, a ping goes out this often to check the link (``dead_link_after_s``)."""
+    dead_link_after_s: float | None = 4.0
+    """A ping unanswered this long while sending: the link is dead (a blackholing network),
+    the connection is dropped. ``None``: only the keepalive (``ping_interval``) checks it."""
 
 
 class LiveGenerativeModel:
@@ -314,18 +333,21 @@ class LiveGenerativeModel:
         return setup
 
     async def connect(
-        self, session_resumption: SessionResumptionConfig | None = None
+        self,
+        session_resumption: SessionResumptionConfig | None = None,
+        *,
+        bad_input: BadInput | None = None,
     ) -> LiveSession:
         """Open a connection, send the setup, and wait for ``setupComplete``.
 
-        Raises ``LiveSessionError``: ``TIMEOUT`` when the server does not answer within
-        ``options.timeout``; ``FETCH_ERROR`` for network errors and refused upgrades
-        (``http_status`` in the message); ``RESPONSE_ERROR`` with the close code and reason when
-        the server rejects the setup.
+        Raises ``LiveSessionError`` and nothing else: ``TIMEOUT`` when the server does not
+        answer within ``options.timeout``; ``FETCH_ERROR`` for network errors, refused upgrades
+        (``http_status`` in the message) and credential functions that raise; ``RESPONSE_ERROR``
+        with the close code and reason when the server rejects the setup; a ``permanent`` error
+        for an endpoint, a credential or a setup that can never work. ``bad_input`` counts the
+        bad server input of the session (pass the same one to every connection of a session).
         """
-        url = self.backend.url()
-        headers = self.backend.headers()
-        setup = protocol.setup_frame(self.setup_message(session_resumption))
+        url, headers, setup = self._request(session_resumption)
         opts = self.options
         connection: ClientConnection | None = None
         try:
@@ -360,8 +382,50 @@ class LiveGenerativeModel:
         except asyncio.CancelledError:
             await _abort(connection)
             raise
-        log.info("session.connected", url=_redact_url(url), session_id=setup_complete.session_id)
-        return LiveSession(connection, setup_complete, close_timeout=opts.close_timeout)
+        except LiveSessionError:
+            await _abort(connection)
+            raise
+        except Exception as exc:  # anything else on the way: a classified failure, not a crash
+            await _abort(connection)
+            raise LiveSessionError(
+                LiveErrorCode.FETCH_ERROR,
+                f"Could not connect to the Live server: {type(exc).__name__}: {exc}",
+            ) from None
+        log.info("session.connected", url=redact_url(url), session_id=setup_complete.session_id)
+        return LiveSession(
+            connection,
+            setup_complete,
+            close_timeout=opts.close_timeout,
+            probe_interval_s=opts.probe_interval_s,
+            dead_link_after_s=opts.dead_link_after_s,
+            bad_input=bad_input,
+        )
+
+    def _request(
+        self, session_resumption: SessionResumptionConfig | None
+    ) -> tuple[str, dict[str, str], str]:
+        """The URL, the headers and the setup frame of one connection, each checked first."""
+        try:
+            url = self.backend.url()
+            headers = self.backend.headers()
+        except LiveSessionError:
+            raise
+        except Exception as exc:  # a credential function that failed: it may work next time
+            raise LiveSessionError(
+                LiveErrorCode.FETCH_ERROR,
+                f"The credential could not be fetched: {type(exc).__name__}: {exc}",
+            ) from None
+        check_url(url)
+        check_headers(headers)
+        try:
+            setup = protocol.setup_frame(self.setup_message(session_resumption))
+        except (TypeError, ValueError) as exc:
+            raise LiveSessionError(
+                LiveErrorCode.INVALID_CONTENT,
+                f"The setup cannot be encoded as JSON: {exc}",
+                permanent=True,
+            ) from None
+        return url, headers, setup
 
 
 async def _open(url: str, headers: dict[str, str], opts: ConnectOptions) -> ClientConnection:
@@ -386,6 +450,13 @@ async def _open(url: str, headers: dict[str, str], opts: ConnectOptions) -> Clie
             LiveErrorCode.FETCH_ERROR,
             f"The Live server refused the connection with HTTP {status}.",
             http_status=status,
+        ) from None
+    except InvalidHeaderValue:  # its text holds the value: the credential
+        raise LiveSessionError(
+            LiveErrorCode.NO_API_KEY,
+            "A header cannot be sent: the credential holds a character HTTP headers cannot "
+            "carry. Save the credential as plain ASCII text.",
+            permanent=True,
         ) from None
     except (OSError, InvalidHandshake) as exc:
         raise LiveSessionError(
@@ -417,7 +488,3 @@ async def _close_quietly(
 async def _abort(connection: ClientConnection | None) -> None:
     if connection is not None:
         connection.transport.abort()
-
-
-def _redact_url(url: str) -> str:
-    return url.split("?", 1)[0]

@@ -12,8 +12,13 @@ refusing the upgrade with an HTTP status. The classification keys on both:
                    (expired or unknown handle): start a fresh session, context is lost.
 ``FATAL``          bad, expired or missing key; permission denied; model not found or not
                    supported; location not supported; an invalid setup (1007/1008 on a fresh
-                   connection); HTTP 400/401/403/404. Stop retrying and report.
+                   connection); HTTP 400/401/403/404; a ``permanent`` error (a malformed
+                   endpoint, a credential no header can carry). Stop retrying and report.
 =================  ==========================================================================
+
+Whatever the server does, attempts are spaced twice over: by the backoff, which only a
+connection that stayed up resets, and by an ``AttemptLimiter`` (a token bucket) that no server
+behaviour resets at all.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ def classify(error: BaseException, *, during_handshake: bool, resuming: bool) ->
     """Decide how to react to ``error``, raised by ``connect()`` or ending a live connection."""
     if not isinstance(error, LiveSessionError):
         return FailureKind.TRANSIENT  # OSError and the like: the network
-    if error.code in _FATAL_CODES:
+    if error.permanent or error.code in _FATAL_CODES:
         return FailureKind.FATAL
     reason = (error.close_reason or "").lower() + " " + error.message.lower()
     if any(word in reason for word in _QUOTA_REASONS) or error.http_status == 429:
@@ -110,3 +115,28 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+class AttemptLimiter:
+    """A token bucket over connection attempts: at most ``burst`` at once, then one every
+    ``60 / per_minute`` seconds, so any 60 s hold at most ``burst + per_minute`` attempts.
+
+    ``reserve()`` takes a token for an attempt at ``now`` and says how long to wait first; the
+    caller waits that long. Time is whatever ``now`` the caller gives, so a caller whose sleeps
+    are simulated (tests) passes the time it has slept.
+    """
+
+    def __init__(self, per_minute: float = 30.0, burst: int = 20) -> None:
+        if per_minute <= 0 or burst < 1:
+            raise ValueError("an attempt limit needs per_minute > 0 and burst >= 1")
+        self.interval_s = 60.0 / per_minute
+        self.burst = burst
+        self._free_at: float | None = None  # when the bucket would be full again
+
+    def reserve(self, now: float) -> float:
+        """Take a token for an attempt; the seconds to wait before making it."""
+        span = self.burst * self.interval_s
+        free_at = now if self._free_at is None else max(self._free_at, now)
+        start = max(now, free_at + self.interval_s - span)
+        self._free_at = free_at + self.interval_s
+        return start - now

@@ -13,7 +13,11 @@ never sees a drop.
   one is closed first because the service refuses a resumption while the previous connection of
   the session is still open. Realtime input sent meanwhile is replayed, so nothing is lost.
 - Failures are classified (``agent.live.recovery``): transient ones are retried with exponential
-  backoff and full jitter, quota errors wait long, fatal ones stop with a clear error.
+  backoff and full jitter, quota errors wait long, fatal ones stop with a clear error. Only a
+  connection that stayed up ``stable_after_s`` resets the backoff (a goAway handover included),
+  and an attempt limit bounds how often any server behaviour can make the session connect.
+- Nothing on the connect path stops the session silently: an unexpected error is logged and
+  ends the session as failed (``failure``), so ``wait_live()`` raises and ``close()`` returns.
 - Realtime input sent while disconnected goes into a bounded replay buffer (default 5 s of audio,
   the newest video frame only) and is sent in order once a connection is up. Turns and function
   responses are never dropped: those calls wait until they are delivered.
@@ -36,10 +40,11 @@ from typing import Literal
 
 import structlog
 
+from agent.live.bad_input import BadInput
 from agent.live.calls import CallLedger
 from agent.live.errors import LiveErrorCode, LiveSessionError
 from agent.live.model import LiveGenerativeModel
-from agent.live.recovery import Backoff, FailureKind, classify
+from agent.live.recovery import AttemptLimiter, Backoff, FailureKind, classify
 from agent.live.session import LiveSession
 from agent.live.types import (
     ContextWindowCompression,
@@ -82,6 +87,10 @@ class ReconnectPolicy:
     """On goAway, hand over at the latest this long before the deadline."""
     max_refused_in_a_row: int = 5
     """Mid-session 1007/1008 closes tolerated in a row before giving up."""
+    attempts_per_minute: float = 30.0
+    attempt_burst: int = 20
+    """Connection attempts: at most ``attempt_burst`` at once, then ``attempts_per_minute``;
+    any 60 s hold at most their sum, whatever the server does."""
     compression: ContextWindowCompression | None = field(default_factory=ContextWindowCompression)
     """Applied when the model does not set its own; ``None`` leaves sessions uncompressed."""
 
@@ -101,6 +110,10 @@ class SessionStats:
     dropped_chunks: int = 0
     duplicate_tool_calls: int = 0
     stale_tool_responses: int = 0
+    attempts_limited: int = 0
+    bad_input: dict[str, int] = field(default_factory=dict)
+    """Bad server input dropped, by kind (``agent.live.protocol.PROBLEM_KINDS``, ``unknown``,
+    ``not_json``)."""
     last_error: str | None = None
     next_attempt_in_s: float | None = None
 
@@ -190,7 +203,10 @@ class ResilientSession:
             self.policy.quota_backoff_s,
             **backoff_args,
         )
-        self.stats = SessionStats()
+        self._limiter = AttemptLimiter(self.policy.attempts_per_minute, self.policy.attempt_burst)
+        self._slept_until = 0.0
+        self._bad_input = BadInput()
+        self.stats = SessionStats(bad_input=self._bad_input.counts)
         self.handle: str | None = None
         self.in_conversation = False
         self._resumable = False
@@ -415,12 +431,29 @@ class ResilientSession:
     # -- the supervisor -----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._connect_and_serve()
+        except Exception as exc:  # a bug must not leave the session silently connecting
+            log.exception("session.supervisor_failed")
+            self._fail(
+                LiveSessionError(
+                    LiveErrorCode.ERROR,
+                    f"The Live session stopped on an unexpected error: {type(exc).__name__}: {exc}",
+                )
+            )
+
+    async def _connect_and_serve(self) -> None:
         refused_in_a_row = 0
         while not self._closed:
             resuming = self.handle is not None
             self._set_state(SessionState.RESUMING if resuming else SessionState.CONNECTING)
+            await self._keep_to_attempt_limit()
+            if self._closed:
+                return
             try:
-                session = await self._model.connect(SessionResumptionConfig(handle=self.handle))
+                session = await self._model.connect(
+                    SessionResumptionConfig(handle=self.handle), bad_input=self._bad_input
+                )
             except LiveSessionError as exc:
                 if await self._after_failure(exc, during_handshake=True, resuming=resuming):
                     continue
@@ -433,13 +466,18 @@ class ResilientSession:
             self._cancel_handover_timer()
             if self._closed:
                 return
-            if time.monotonic() - connected_at >= self.policy.stable_after_s:
+            stable = time.monotonic() - connected_at >= self.policy.stable_after_s
+            if stable:
                 self._backoff.reset()
                 refused_in_a_row = 0
             if self._handover_requested and error is None:
                 self._handover_requested = False
-                self._backoff.reset()
-                continue  # goAway: resume at once on a new connection
+                if not stable:
+                    # A goAway soon after connecting: a service under strain, or a broken or
+                    # hostile one. Each such handover climbs the backoff like a failure.
+                    log.warning("session.handover_early", after_s=self.policy.stable_after_s)
+                    await self._back_off(self._backoff.next_delay())
+                continue  # goAway: resume on a new connection
             self._handover_requested = False
             if error is None:
                 error = LiveSessionError(
@@ -491,14 +529,40 @@ class ResilientSession:
             log.warning("session.context_lost", reason=error.close_reason)
             self.handle = None
             return True
-        delay = self._backoff.next_delay(kind)
+        await self._back_off(self._backoff.next_delay(kind))
+        return not self._closed
+
+    async def _back_off(self, delay: float) -> None:
         if delay > 0:
             self.stats.next_attempt_in_s = delay
             self._set_state(SessionState.BACKING_OFF)
             log.info("session.backoff", delay_s=round(delay, 3), attempt=self._backoff.attempt)
-        await self._sleep(delay)  # even 0 s: yield to the loop between attempts
+        await self._wait(delay)  # even 0 s: yield to the loop between attempts
         self.stats.next_attempt_in_s = None
-        return not self._closed
+
+    async def _keep_to_attempt_limit(self) -> None:
+        delay = self._limiter.reserve(self._now())
+        if delay <= 0:
+            return
+        self.stats.attempts_limited += 1
+        self.stats.next_attempt_in_s = delay
+        self._set_state(SessionState.BACKING_OFF)
+        log.warning(
+            "session.attempts_limited",
+            delay_s=round(delay, 3),
+            per_minute=self.policy.attempts_per_minute,
+        )
+        await self._wait(delay)
+        self.stats.next_attempt_in_s = None
+
+    def _now(self) -> float:
+        # Real time, or the time slept when the sleep is simulated (tests): the attempt limit
+        # then counts the time the schedule says has passed.
+        return max(time.monotonic(), self._slept_until)
+
+    async def _wait(self, delay: float) -> None:
+        self._slept_until = self._now() + delay
+        await self._sleep(delay)
 
     def _fail(self, error: LiveSessionError) -> None:
         self._fatal = error
@@ -530,7 +594,8 @@ class ResilientSession:
             except LiveSessionError as exc:
                 if exc.code is not LiveErrorCode.PARSE_FAILED or session.is_closed:
                     return exc
-                log.warning("session.frame_unreadable", error=str(exc))  # skip it, read on
+                # skip it, read on
+                self._bad_input.note("session.frame_unreadable", "not_json", error=exc.message)
 
     async def _flush_replay(self, session: LiveSession) -> None:
         # New realtime input keeps going into the buffer until it is empty and the session is

@@ -22,7 +22,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from agent.live import protocol
+from agent.live.bad_input import BadInput
 from agent.live.errors import LiveConnectionClosed, LiveErrorCode, LiveSessionError, ProtocolError
+from agent.live.link_probe import LinkProbe
 from agent.live.types import (
     Content,
     FunctionResponse,
@@ -55,9 +57,24 @@ class LiveSession:
         setup_complete: LiveServerSetupComplete,
         *,
         close_timeout: float = 2.0,
+        probe_interval_s: float = 0.5,
+        dead_link_after_s: float | None = 4.0,
+        bad_input: BadInput | None = None,
     ) -> None:
         self._ws = connection
         self._close_timeout = close_timeout
+        self.bad_input = bad_input or BadInput()
+        """Bad server input, counted by kind (shared by the connections of a session)."""
+        self._probe = (
+            LinkProbe(
+                connection,
+                interval_s=probe_interval_s,
+                dead_after_s=dead_link_after_s,
+                on_dead=self._link_dead,
+            )
+            if dead_link_after_s is not None
+            else None
+        )
         self._send_lock = asyncio.Lock()
         self._pending: deque[LiveServerMessage] = deque()
         self._receiving = False
@@ -90,8 +107,18 @@ class LiveSession:
         """True when this side ended the session with ``close()``."""
         return self._closed_by_client
 
+    def _link_dead(self, unanswered_s: float) -> None:
+        if self._close_code is not None:
+            return
+        self._close_code = 1006
+        self._close_reason = f"no answer to a ping for {unanswered_s:.1f} s: the link is dead"
+        log.warning("session.link_dead", unanswered_s=round(unanswered_s, 3))
+        self._ws.transport.abort()
+
     def _note_closed(self, exc: ConnectionClosed) -> LiveConnectionClosed:
         frame = exc.rcvd
+        if self._probe is not None:
+            self._probe.stop()
         if self._close_code is None:
             if frame is not None:
                 self._close_code, self._close_reason = frame.code, frame.reason
@@ -123,6 +150,8 @@ class LiveSession:
         async with self._send_lock:
             if self.is_closed:
                 raise self._closed_error()
+            if self._probe is not None:
+                self._probe.note_sent()
             try:
                 await self._ws.send(frame)
             except ConnectionClosed as exc:
@@ -258,9 +287,9 @@ class LiveSession:
         except ProtocolError as exc:
             raise LiveSessionError(LiveErrorCode.PARSE_FAILED, str(exc)) from None
         for problem in frame.problems:
-            log.warning("session.message_invalid", problem=problem)
+            self.bad_input.note("session.message_invalid", problem.kind, problem=problem.detail)
         for key in frame.unknown:
-            log.warning("session.message_unknown", key=key)
+            self.bad_input.note("session.message_unknown", "unknown", key=key)
         messages: list[LiveServerMessage] = []
         for message in frame.messages:
             if isinstance(message, LiveServerSetupComplete):
@@ -276,6 +305,8 @@ class LiveSession:
         if self._closed_by_client:
             return
         self._closed_by_client = True
+        if self._probe is not None:
+            self._probe.stop()
         if self._close_code is None:
             self._close_code, self._close_reason = 1000, CLIENT_CLOSE_REASON
         try:

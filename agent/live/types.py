@@ -104,10 +104,11 @@ def mime_rate(mime_type: str) -> int | None:
     for param in mime_type.split(";")[1:]:
         key, _, value = param.strip().partition("=")
         if key.strip().lower() == "rate":
-            try:
-                return int(value.strip())
-            except ValueError:
-                return None
+            value = value.strip()
+            # At most 9 digits: never an int() of a hostile length, never a rate past 1 GHz.
+            if value.isascii() and value.isdigit() and len(value) <= 9:
+                return int(value)
+            return None
     return None
 
 

@@ -14,6 +14,8 @@ Playback: the model's 24 kHz mono S16 is resampled and widened to whatever the s
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -226,6 +228,8 @@ class PlaybackConverter:
     def __init__(self, in_rate: int = 24000, out_rate: int = 24000, out_channels: int = 1) -> None:
         if out_channels < 1:
             raise ValueError(f"out_channels must be at least 1, got {out_channels}")
+        if in_rate < 1 or out_rate < 1:
+            raise ValueError(f"sample rates must be positive, got {in_rate} and {out_rate}")
         self.in_rate, self.out_rate, self.out_channels = in_rate, out_rate, out_channels
         self._odd = b""
         self._stream = self._new_stream()
@@ -270,3 +274,56 @@ class PlaybackConverter:
         """Forget resampler history and any odd byte."""
         self._odd = b""
         self._stream = self._new_stream()
+
+
+MIN_PLAYBACK_RATE = 8_000
+MAX_PLAYBACK_RATE = 48_000
+"""Rates a sink converts from. Speech comes at 8-48 kHz; outside that range a rate is an error,
+not audio, and a resampler for it would cost without bound (1 Hz to 24 kHz is 24,000x)."""
+
+
+class RateAdapters:
+    """Converters from other rates to ``out_rate``, mono S16LE: at most ``limit`` of them, the
+    least recently used dropped first (with its few milliseconds of held-back tail)."""
+
+    def __init__(self, out_rate: int, limit: int = 4) -> None:
+        self.out_rate = out_rate
+        self.limit = limit
+        self._adapters: OrderedDict[int, PlaybackConverter] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._adapters)
+
+    def pieces(self, pcm: bytes, rate: int, piece_s: float = 0.5) -> Iterator[bytes]:
+        """``pcm`` at ``rate``, converted ``piece_s`` at a time, so that a long chunk costs no
+        more memory than one piece. Raises ``ValueError`` at once for a rate outside
+        ``MIN_PLAYBACK_RATE``..``MAX_PLAYBACK_RATE``."""
+        if rate == self.out_rate:
+            return iter((pcm,))
+        adapter = self._adapter(rate)
+        step = max(2, round(rate * piece_s) * 2)
+        return (adapter.convert(pcm[at : at + step]) for at in range(0, len(pcm), step))
+
+    def _adapter(self, rate: int) -> PlaybackConverter:
+        adapter = self._adapters.get(rate)
+        if adapter is not None:
+            self._adapters.move_to_end(rate)
+            return adapter
+        if not MIN_PLAYBACK_RATE <= rate <= MAX_PLAYBACK_RATE:
+            raise ValueError(
+                f"cannot play audio at {rate} Hz: rates go from {MIN_PLAYBACK_RATE} to "
+                f"{MAX_PLAYBACK_RATE} Hz"
+            )
+        adapter = self._adapters[rate] = PlaybackConverter(rate, self.out_rate, 1)
+        while len(self._adapters) > self.limit:
+            self._adapters.popitem(last=False)
+        return adapter
+
+    def reset(self) -> None:
+        """Forget every converter's history (after a flush)."""
+        for adapter in self._adapters.values():
+            adapter.reset()
+
+    def drain(self) -> list[bytes]:
+        """Every converter's held-back tail (at the end of a stream)."""
+        return [tail for adapter in self._adapters.values() if (tail := adapter.drain())]

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from agent.media.audio.convert import PlaybackConverter
+from agent.media.audio.convert import PlaybackConverter, RateAdapters
 from agent.media.audio.device_thread import DeviceThread
 from agent.media.audio.devices import AudioDeviceError, PortAudio
 from agent.media.audio.jitter import JitterBuffer
@@ -135,7 +135,7 @@ class AudioPlayback:
         self.block_ms = block_ms
         self._block_bytes = input_rate * block_ms // 1000 * 2
         self._buffer = JitterBuffer(input_rate * 2, 2, max_s=buffer_s, prebuffer_ms=prebuffer_ms)
-        self._rate_adapters: dict[int, PlaybackConverter] = {}
+        self._rate_adapters = RateAdapters(input_rate)
         open_stream = open_output or (lambda: PyAudioOutput(self.device, rate, channels, block_ms))
         self._thread = DeviceThread(
             "audio-playback",
@@ -173,18 +173,15 @@ class AudioPlayback:
         return self._buffer.dropped_bytes / (self.input_rate * 2) * 1000.0
 
     def write(self, pcm: bytes, sample_rate: int = 24000) -> None:
-        """Queue mono S16LE audio; never blocks. Other rates are converted to ``input_rate``."""
+        """Queue mono S16LE audio; never blocks. Other rates (8-48 kHz) are converted to
+        ``input_rate``; any other rate raises ``ValueError`` and queues nothing."""
         pcm = self._odd + pcm
         cut = len(pcm) - len(pcm) % 2
-        pcm, self._odd = pcm[:cut], pcm[cut:]  # an odd byte waits for its other half
-        if sample_rate != self.input_rate:
-            adapter = self._rate_adapters.get(sample_rate)
-            if adapter is None:
-                adapter = self._rate_adapters[sample_rate] = PlaybackConverter(
-                    sample_rate, self.input_rate, 1
-                )
-            pcm = adapter.convert(pcm)
-        if self._buffer.push(pcm):
+        whole, odd = pcm[:cut], pcm[cut:]  # an odd byte waits for its other half
+        pieces = self._rate_adapters.pieces(whole, sample_rate)
+        self._odd = odd
+        dropped = sum(self._buffer.push(piece) for piece in pieces)
+        if dropped:
             now = time.monotonic()
             if now - self._last_overflow_log >= 5.0:
                 self._last_overflow_log = now
@@ -195,8 +192,7 @@ class AudioPlayback:
         dropped = self._buffer.clear()
         self._odd = b""
         self._reset_converter = True
-        for adapter in self._rate_adapters.values():
-            adapter.reset()
+        self._rate_adapters.reset()
         self._busy_until = min(self._busy_until, time.monotonic() + self._tail_s())
         if dropped:
             ms = round(dropped / (self.input_rate * 2) * 1000)

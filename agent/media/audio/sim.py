@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from agent.media.audio.convert import CaptureConverter, CaptureFormat, PlaybackConverter
+from agent.media.audio.convert import CaptureConverter, CaptureFormat, RateAdapters
 from agent.media.audio.jitter import JitterBuffer
 from agent.media.audio.wavfile import WavReader
 
@@ -208,7 +208,7 @@ class _ClockedSink:
         self.block_ms = block_ms
         self.last_audio_at: float | None = None
         self._buffer = JitterBuffer(sample_rate * 2, 2, max_s=buffer_s, prebuffer_ms=prebuffer_ms)
-        self._adapters: dict[int, PlaybackConverter] = {}
+        self._adapters = RateAdapters(sample_rate)
         self._busy_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -225,30 +225,26 @@ class _ClockedSink:
         return self._buffer.dropped_bytes / (self.sample_rate * 2) * 1000.0
 
     def write(self, pcm: bytes, sample_rate: int = 24000) -> None:
-        """Queue (or, unpaced, write at once) mono S16LE audio; never blocks."""
-        pcm, self._odd = _whole_samples(self._odd + pcm)
-        if sample_rate != self.sample_rate:
-            adapter = self._adapters.get(sample_rate)
-            if adapter is None:
-                adapter = self._adapters[sample_rate] = PlaybackConverter(
-                    sample_rate, self.sample_rate, 1
-                )
-            pcm = adapter.convert(pcm)
-        if not self.realtime:
-            if pcm:
-                self.last_audio_at = time.monotonic()
-                self._emit(pcm)
-            return
-        self._buffer.push(pcm)
-        if self._wake is not None:
+        """Queue (or, unpaced, write at once) mono S16LE audio; never blocks. Rates outside
+        8-48 kHz raise ``ValueError`` and queue nothing."""
+        whole, odd = _whole_samples(self._odd + pcm)
+        pieces = self._adapters.pieces(whole, sample_rate)
+        self._odd = odd
+        for piece in pieces:
+            if not self.realtime:
+                if piece:
+                    self.last_audio_at = time.monotonic()
+                    self._emit(piece)
+            else:
+                self._buffer.push(piece)
+        if self.realtime and self._wake is not None:
             self._wake.set()
 
     def flush(self) -> None:
         """Drop queued audio at once."""
         self._buffer.clear()
         self._odd = b""
-        for adapter in self._adapters.values():
-            adapter.reset()
+        self._adapters.reset()
         self._busy_until = min(self._busy_until, time.monotonic())
 
     async def start(self) -> None:
@@ -265,9 +261,8 @@ class _ClockedSink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if not self.realtime:  # written as given: include the resamplers' held-back tails
-            for adapter in self._adapters.values():
-                if tail := adapter.drain():
-                    self._emit(tail)
+            for tail in self._adapters.drain():
+                self._emit(tail)
         self._buffer.clear()
         self._close()
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import sys
 import time
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +20,8 @@ import pytest
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.scenario import Scenario
 from agent.emulator.server import Emulator
+from tests.support.daemon_process import T, start_agent, stop_agent
 from tests.support.emulator_client import LAMP_SCENARIO, write_spoken_commands
-
-T = 30.0
 
 
 def config_text(endpoint: str, tmp: Path, extra_camera: str = "") -> str:
@@ -61,42 +57,6 @@ format = "json"
 """
 
 
-@dataclass
-class Agent:
-    process: asyncio.subprocess.Process
-    notify: socket.socket
-    logs: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
-    notes: list[tuple[float, str]] = field(default_factory=list)
-
-    async def read_logs(self) -> None:
-        assert self.process.stderr is not None
-        async for line in self.process.stderr:
-            try:
-                self.logs.append(json.loads(line))
-            except ValueError:
-                self.logs.append({"event": "non-json", "line": line.decode(errors="replace")})
-
-    async def read_notes(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            data = await loop.sock_recv(self.notify, 4096)
-            self.notes.append((time.monotonic(), data.decode()))
-
-    def events(self, name: str) -> list[dict]:  # type: ignore[type-arg]
-        return [entry for entry in self.logs if entry.get("event") == name]
-
-    async def wait_for(self, predicate, what: str) -> None:  # type: ignore[no-untyped-def]
-        try:
-            async with asyncio.timeout(T):
-                while not predicate():
-                    if self.process.returncode is not None:
-                        raise AssertionError(f"the agent exited early waiting for {what}")
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            tail = "\n".join(json.dumps(e) for e in self.logs[-15:])
-            raise AssertionError(f"timed out waiting for {what}; last logs:\n{tail}") from None
-
-
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     config = EmulatorConfig(time_scale=0.3, scenario=Scenario.from_mapping(LAMP_SCENARIO))
@@ -107,38 +67,6 @@ async def emulator() -> AsyncIterator[Emulator]:
 def turns_completed(emulator: Emulator) -> int:
     sent = [m.message for c in emulator.recordings.connections for m in c.sent]
     return sum(1 for m in sent if m.get("serverContent", {}).get("turnComplete"))
-
-
-async def start_agent(config: Path, tmp: Path, **env: str) -> Agent:
-    notify_path = tmp / "notify.sock"
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(notify_path))
-    notify.setblocking(False)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "WATCHDOG_"))}
-    environ.update(NOTIFY_SOCKET=str(notify_path), **env)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "run", "--config", str(config),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env=environ,
-    )  # fmt: skip
-    agent = Agent(process, notify)
-    agent.tasks = [  # type: ignore[attr-defined]
-        asyncio.create_task(agent.read_logs()),
-        asyncio.create_task(agent.read_notes()),
-    ]
-    return agent
-
-
-async def stop_agent(agent: Agent) -> int:
-    if agent.process.returncode is None:
-        agent.process.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(T):
-        code = await agent.process.wait()
-    await asyncio.sleep(0.1)
-    for task in agent.tasks:  # type: ignore[attr-defined]
-        task.cancel()
-    agent.notify.close()
-    return code
 
 
 async def test_a_spoken_command_moves_the_pin_and_sigterm_leaves_it_safe(

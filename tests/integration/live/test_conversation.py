@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import structlog
 
-from agent.live.conversation import start_audio_conversation
+from agent.live.conversation import (
+    MAX_CALLS_IN_FLIGHT,
+    TRANSCRIPT_KEEP_CHARS,
+    start_audio_conversation,
+)
 from agent.live.errors import LiveErrorCode, LiveSessionError
 from agent.live.types import FunctionCall, FunctionResponse
 from agent.media.audio import EnergySpeechDetector
@@ -258,4 +262,141 @@ async def test_stop_loses_no_message(live_server: ScriptedServer) -> None:
         async for message in session.receive():
             assert message.type == "goingAwayNotice"  # not swallowed by a stopped controller
             break
+    await session.close()
+
+
+class RefusingSink(RecordingSink):
+    """A sink that raises for rates it will not take, and on flush: a broken speaker."""
+
+    def write(self, pcm: bytes, sample_rate: int = 24000) -> None:
+        if sample_rate != 24000:
+            raise ValueError(f"cannot play audio at {sample_rate} Hz")
+        super().write(pcm, sample_rate)
+
+    def flush(self) -> None:
+        raise RuntimeError("the device went away")
+
+
+async def test_a_sink_that_raises_never_ends_the_conversation(live_server: ScriptedServer) -> None:
+    session, conn = await live_server.connect()
+    sink = RefusingSink()
+    controller = await start_audio_conversation(session, source=Chunks([]), sink=sink)
+    await conn.send({"serverContent": {"modelTurn": {"parts": [
+        audio_part(b"\x01\x00", rate=16000), audio_part(b"\x02\x00")]}}})  # fmt: skip
+    await conn.send({"serverContent": {"interrupted": True}})
+    await conn.send({"serverContent": {"modelTurn": {"parts": [audio_part(b"\x03\x00")]}}})
+    await until(lambda: len(sink.writes) == 2)
+    assert sink.writes == [(b"\x02\x00", 24000), (b"\x03\x00", 24000)]
+    assert controller.stats.sink_errors == 1
+    assert controller.stats.failed_messages == 1, "the failed flush cost that message only"
+    await controller.stop()
+    await session.close()
+
+
+async def test_transcripts_are_kept_to_their_newest_characters(live_server: ScriptedServer) -> None:
+    session, conn = await live_server.connect()
+    heard: list[str] = []
+    controller = await start_audio_conversation(
+        session, source=Chunks([]), sink=RecordingSink(),
+        on_event=lambda event, fields: heard.append(fields["text"])
+        if event == "transcript.model" else None,
+    )  # fmt: skip
+    fragment = "word " * 4000  # 20,000 characters
+    for _ in range(50):
+        await conn.send({"serverContent": {"outputTranscription": {"text": fragment},
+                                           "inputTranscription": {"text": fragment}}})
+    await until(lambda: len(heard) == 50)
+    stats = controller.stats
+    assert stats.model_transcript.chars == stats.user_transcript.chars == 50 * len(fragment)
+    assert len(stats.model_transcript.text) == TRANSCRIPT_KEEP_CHARS
+    assert len(stats.user_transcript.text) == TRANSCRIPT_KEEP_CHARS
+    assert all(text == fragment for text in heard), "listeners still get every fragment"
+    await controller.stop()
+    await session.close()
+
+
+async def test_a_result_the_wire_encoder_refuses_is_answered_with_an_error(
+    live_server: ScriptedServer,
+) -> None:
+    session, conn = await live_server.connect()
+
+    async def handler(call: FunctionCall) -> dict:  # type: ignore[type-arg]
+        if call.name == "keys":
+            return {1: "json.dumps takes int keys"}
+        return {"reading": 2**70}
+
+    controller = await start_audio_conversation(
+        session, source=Chunks([]), sink=RecordingSink(), function_calling_handler=handler
+    )
+    await conn.send({"toolCall": {"functionCalls": [{"id": "k", "name": "keys"},
+                                                    {"id": "b", "name": "big"}]}})
+    answered = []
+    for _ in range(2):
+        frame = await conn.expect()
+        answered += frame["toolResponse"]["functionResponses"]
+    by_id = {r["id"]: r["response"] for r in answered}
+    assert set(by_id) == {"k", "b"}, "every call is answered"
+    assert all(set(response) == {"error"} for response in by_id.values())
+    assert controller.stats.unencodable_tool_results == 2
+    await controller.stop()
+    await session.close()
+
+
+async def test_arguments_with_integers_over_64_bits_reach_the_handler(
+    live_server: ScriptedServer,
+) -> None:
+    session, conn = await live_server.connect()
+    seen: list[dict] = []  # type: ignore[type-arg]
+
+    async def handler(call: FunctionCall) -> dict:  # type: ignore[type-arg]
+        seen.append(call.args)
+        return {"error": "out of range"}
+
+    controller = await start_audio_conversation(
+        session, source=Chunks([]), sink=RecordingSink(), function_calling_handler=handler
+    )
+    await conn.send_raw('{"toolCall":{"functionCalls":[{"id":"n","name":"set","args":{"n":1'
+                        + "0" * 400 + "}}]}}")
+    frame = await conn.expect()
+    assert frame["toolResponse"]["functionResponses"][0]["id"] == "n"
+    assert seen == [{"n": 10**400}]
+    await controller.stop()
+    await session.close()
+
+
+async def test_calls_over_the_in_flight_limit_are_answered_at_once_with_an_error(
+    live_server: ScriptedServer,
+) -> None:
+    session, conn = await live_server.connect()
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def handler(call: FunctionCall) -> dict:  # type: ignore[type-arg]
+        started.append(call.id or "")
+        await release.wait()
+        return {"ok": True}
+
+    controller = await start_audio_conversation(
+        session, source=Chunks([]), sink=RecordingSink(), function_calling_handler=handler
+    )
+    extra = 10
+    ids = [f"c{n}" for n in range(MAX_CALLS_IN_FLIGHT + extra)]
+    for at in range(0, len(ids), 32):
+        await conn.send({"toolCall": {"functionCalls": [
+            {"id": call_id, "name": "slow"} for call_id in ids[at : at + 32]]}})  # fmt: skip
+    refused = []
+    while len(refused) < extra:
+        frame = await conn.expect()
+        refused += frame["toolResponse"]["functionResponses"]
+    assert all(set(r["response"]) == {"error"} for r in refused)
+    assert {r["id"] for r in refused} == set(ids[MAX_CALLS_IN_FLIGHT:])
+    assert len(started) == MAX_CALLS_IN_FLIGHT
+    assert controller.stats.tool_calls_refused == extra
+    release.set()
+    answered = []
+    while len(answered) < MAX_CALLS_IN_FLIGHT:
+        frame = await conn.expect()
+        answered += frame["toolResponse"]["functionResponses"]
+    assert {r["id"] for r in answered} == set(ids[:MAX_CALLS_IN_FLIGHT])
+    await controller.stop()
     await session.close()

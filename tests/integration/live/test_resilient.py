@@ -74,9 +74,13 @@ def emulator_config() -> EmulatorConfig:
     return EmulatorConfig(port=0, time_scale=0.005, connection_lifetime_s=600.0)
 
 
+# The emulator's clock runs 200 times fast: "stable" (10 s of a real connection) scales with it.
+SCALED_POLICY = ReconnectPolicy(stable_after_s=10.0 * 0.005)
+
+
 async def test_thirty_minutes_with_three_go_aways_lose_no_audio(emulator: Emulator) -> None:
     messages: list = []  # type: ignore[type-arg]
-    async with ResilientSession(model_for(emulator)) as session:
+    async with ResilientSession(model_for(emulator), SCALED_POLICY) as session:
         reader = asyncio.create_task(drain(session, messages))
         await session.wait_live()
         # 30 minutes of session time = 9 s here; 40 ms chunks every 40 ms.

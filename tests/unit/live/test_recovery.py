@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.live.errors import LiveConnectionClosed, LiveErrorCode, LiveSessionError
-from agent.live.recovery import Backoff, FailureKind, classify
+from agent.live.recovery import AttemptLimiter, Backoff, FailureKind, classify
 from agent.live.resilient import ReplayBuffer
 from agent.live.types import GenerativeContentBlob
 
@@ -142,3 +142,38 @@ def test_replay_buffer_drops_oldest_audio_beyond_its_bound() -> None:
         kind, payload = buffer.popleft()
         kinds.append(kind if kind != "audio" else payload.as_bytes()[0])  # type: ignore[union-attr]
     assert kinds == ["activity_start", 2, 3, 4, "text"]
+
+
+def test_a_permanent_error_is_fatal_whatever_its_code() -> None:
+    error = LiveSessionError(LiveErrorCode.REQUEST_ERROR, "bad endpoint", permanent=True)
+    assert classify(error, during_handshake=True, resuming=True) is FailureKind.FATAL
+
+
+def test_the_attempt_limit_allows_a_burst_then_a_steady_rate() -> None:
+    limiter = AttemptLimiter(per_minute=30, burst=20)
+    waits = [limiter.reserve(0.0) for _ in range(25)]
+    assert waits[:20] == [0.0] * 20
+    assert waits[20:] == [2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def test_no_schedule_gets_more_attempts_into_a_minute_than_the_limit() -> None:
+    limiter = AttemptLimiter(per_minute=30, burst=20)
+    now, starts = 0.0, []
+    while now < 600:  # a hot loop: attempt again the moment the limiter allows
+        now += limiter.reserve(now)
+        starts.append(now)
+    for begin in starts:
+        assert sum(1 for t in starts if begin <= t < begin + 60) <= 20 + 30
+
+
+def test_the_attempt_limit_refills_while_nobody_connects() -> None:
+    limiter = AttemptLimiter(per_minute=30, burst=20)
+    for _ in range(20):
+        limiter.reserve(0.0)
+    assert limiter.reserve(40.0) == 0.0, "20 tokens back after 40 s"
+
+
+@pytest.mark.parametrize(("per_minute", "burst"), [(0, 5), (-1, 5), (10, 0)])
+def test_an_attempt_limit_must_allow_something(per_minute: float, burst: int) -> None:
+    with pytest.raises(ValueError):
+        AttemptLimiter(per_minute, burst)
