@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
+
+# Before numpy loads: its arrays here hold a few thousand samples, so OpenBLAS's worker threads
+# (one per extra core) would only hold memory and wake. The unit sets the same.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 DESCRIPTION = """\
 A live, talking, seeing, acting Gemini agent for the Raspberry Pi.

@@ -133,8 +133,11 @@ class DropOldestQueue:
             item = self.get_nowait()
             if item is not None:
                 return item
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if deadline is None:
+                await self._ready.wait()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return None
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
             # cancellation that arrives as the wait completes, and chunks come 50 times a
@@ -236,8 +239,10 @@ class AudioCapture:
         """Yield chunks as they are captured, until ``stop()``; starts capture if needed."""
         await self.start()
         while not self._thread.stopping.is_set():
-            chunk = await self._queue.get(wait_s=0.5)
-            if chunk:  # None on timeout, b"" as the stop wake-up
+            # No timeout: stop() wakes the wait with b"", and a timer armed and cancelled for
+            # every chunk would cost the loop more than the chunk itself.
+            chunk = await self._queue.get()
+            if chunk:
                 yield chunk
 
     def _serve(self, stream: PcmInput) -> None:

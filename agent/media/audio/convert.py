@@ -188,7 +188,7 @@ class CaptureConverter:
             column = frames[:, 0 if fmt.channel == "mix" else fmt.channel]
             if fmt.shift:
                 column = column >> fmt.shift
-            mono = column.astype(np.float32) * np.float32(self._scale)
+            mono = np.multiply(column, np.float32(self._scale), dtype=np.float32)
         return self._finish(self._resampler.process(mono))
 
     def _finish(self, x: Float32Array) -> bytes:

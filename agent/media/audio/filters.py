@@ -15,7 +15,6 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import soxr
-from numpy.lib.stride_tricks import as_strided
 
 Float32Array = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]
@@ -81,7 +80,9 @@ class FirDecimator:
         self._reversed = np.ascontiguousarray(self._taps[::-1])
         self._history_len = len(self._taps) - 1
         self.delay_s = (len(self._taps) - 1) / 2.0 / in_rate
-        self._history: Float32Array = np.zeros(self._history_len, np.float32)
+        # History then the newest block, in one buffer reused while blocks keep their length
+        # (they always do while a device streams): no allocation or concatenation per block.
+        self._ext: Float32Array = np.zeros(self._history_len, np.float32)
         self._skip = 0  # input samples to skip before the next output position
 
     @property
@@ -91,26 +92,35 @@ class FirDecimator:
 
     def process(self, x: Float32Array) -> Float32Array:
         """Filter and decimate one block of any length."""
-        ext = np.concatenate((self._history, x))
+        ext = self._extend(x)
         count = 0 if self._skip >= len(x) else (len(x) - self._skip - 1) // self.factor + 1
         out: Float32Array
         if count:
-            item = ext.itemsize
-            base = ext[self._skip :]
-            # Row m is the window ending at the m-th output position: a strided view, no copy.
-            windows = as_strided(
-                base, shape=(count, len(self._taps)), strides=(self.factor * item, item)
-            )
-            out = (windows @ self._reversed).astype(np.float32, copy=False)
+            # Every position filtered, then every factor-th kept: contiguous, so numpy's SIMD
+            # dot does the work; twice as fast as strided windows through a matrix product.
+            span = ext[self._skip : self._skip + (count - 1) * self.factor + len(self._taps)]
+            out = np.correlate(span, self._reversed, "valid")[:: self.factor]
         else:
             out = np.zeros(0, np.float32)
         self._skip = self._skip + count * self.factor - len(x)
-        self._history = ext[len(ext) - self._history_len :].copy()
         return out
+
+    def _extend(self, x: Float32Array) -> Float32Array:
+        """The history followed by ``x``, in the reused buffer (the history is its tail)."""
+        keep = self._history_len
+        ext = self._ext
+        if len(ext) == keep + len(x):
+            ext[:keep] = ext[len(x) :]
+        else:
+            history = ext[len(ext) - keep :]
+            ext = self._ext = np.empty(keep + len(x), np.float32)
+            ext[:keep] = history
+        ext[keep:] = x
+        return ext
 
     def reset(self) -> None:
         """Forget all history."""
-        self._history = np.zeros(self._history_len, np.float32)
+        self._ext = np.zeros(self._history_len, np.float32)
         self._skip = 0
 
 

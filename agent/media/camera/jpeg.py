@@ -89,7 +89,9 @@ def decode_jpeg(
     return np.asarray(image[..., 0] if gray else image, dtype=np.uint8)
 
 
-def _power_of_two_scale(width: int, height: int, min_width: int, min_height: int) -> tuple[int, int]:
+def _power_of_two_scale(
+    width: int, height: int, min_width: int, min_height: int
+) -> tuple[int, int]:
     """The size of ``width`` x ``height`` decoded at the smallest of 1/8, 1/4, 1/2, 1/1 that is
     at least ``min_width`` x ``min_height`` (libjpeg rounds a scaled side up)."""
     for denominator in (8, 4, 2):
