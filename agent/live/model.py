@@ -31,6 +31,7 @@ from agent.live.bad_input import BadInput
 from agent.live.endpoint import check_headers, check_url, redact_url
 from agent.live.errors import LiveErrorCode, LiveSessionError, ProtocolError
 from agent.live.session import LiveSession
+from agent.live.tls import client_context
 from agent.live.types import (
     HOISTED_GENERATION_FIELDS,
     Content,
@@ -264,6 +265,7 @@ class ConnectOptions:
     """permessage-deflate costs CPU on base64 audio for little gain; off by default."""
     close_timeout: float = 2.0
     ssl_context: ssl.SSLContext | None = None
+    """For ``wss://``; None: the one shared context of ``agent.live.tls``."""
     probe_interval_s: float = 0.5
     """While sending, a ping goes out this often to check the link (``dead_link_after_s``)."""
     dead_link_after_s: float | None = 4.0
@@ -440,8 +442,8 @@ async def _open(url: str, headers: dict[str, str], opts: ConnectOptions) -> Clie
         "user_agent_header": CLIENT_TAG,
         "proxy": None,
     }
-    if opts.ssl_context is not None and url.startswith("wss:"):
-        kwargs["ssl"] = opts.ssl_context
+    if url.startswith("wss:"):
+        kwargs["ssl"] = opts.ssl_context or client_context()
     try:
         return await websockets.connect(url, **kwargs)
     except InvalidStatus as exc:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TYPE_CHECKING
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 __all__ = ["MATCH_BUDGET_S", "MAX_PATTERN_INPUT", "MatchBudget", "pattern_problem"]
 
@@ -36,6 +38,8 @@ def pattern_problem(pattern: object, max_length: object) -> str | None:
     """Why ``pattern`` (with the string's declared ``maxLength``) cannot be used, or None."""
     if not isinstance(pattern, str):
         return "must be a regular expression (text)"
+    import regex  # here, not at the top: 1.4 MB that a config without patterns never needs
+
     try:
         _compiled(pattern)
     except regex.error as exc:
@@ -72,6 +76,8 @@ class MatchBudget:
 
 @functools.lru_cache(maxsize=_CACHED_PATTERNS)
 def _compiled(pattern: str) -> regex.Pattern[str]:
+    import regex
+
     return regex.compile(pattern)
 
 
