@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # and a device's Raspberry Pi OS Lite has no libasound2-plugins either); systemd for
 # systemd-analyze (the unit's verify and security tests).
 # debootstrap for the throwaway Debian roots the Ansible playbook is applied to; qemu, e2fsprogs
-# and xz for the system test's VM.
+# and xz for the system test's VM; openssl and ca-certificates for hashed CA directories, as a
+# device keeps them (the TLS tests and the tight-loop bench).
 apt_packages=(portaudio19-dev python3-venv systemd debootstrap
-              qemu-system-x86 e2fsprogs xz-utils)
+              qemu-system-x86 e2fsprogs xz-utils openssl ca-certificates)
 # Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()

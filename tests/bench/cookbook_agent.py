@@ -113,12 +113,14 @@ class CookbookAgent:
 
 def main() -> None:
     url, ca_file, image_dir, device = sys.argv[1:5]
+    trust = ssl.create_default_context()  # the system's CAs, as in production ...
+    trust.load_verify_locations(cafile=ca_file)  # ... and the emulator's
     client = genai.Client(
         api_key=os.environ["GEMINI_API_KEY"],
         http_options=types.HttpOptions(
             base_url=url,
             api_version="v1beta",
-            async_client_args={"ssl": ssl.create_default_context(cafile=ca_file)},
+            async_client_args={"ssl": trust},
         ),
     )
     images = sorted(Path(image_dir).glob("*.jpg"))

@@ -7,7 +7,10 @@ emulator over TLS (google-genai insists on wss://, and the real service is TLS t
 daemon reads the raw device as it reads an I2S mic on a Pi and converts it itself; the cookbook
 agent opens it through ALSA's ``plug`` at 16 kHz mono, as its ``default`` device does on a Pi,
 so ALSA's conversion is part of its cost. The daemon streams with ``echo = "none"`` (the
-cookbook agent has no echo handling either).
+cookbook agent has no echo handling either). Each trusts the system's CAs as it would in
+production, plus the emulator's: the daemon through a hashed CA directory (``SSL_CERT_DIR``,
+as ``/etc/ssl/certs`` is on a device), the cookbook agent through Python's default context
+with the emulator's certificate added.
 
 Per process, from outside: CPU from ``/proc/PID/stat`` (all threads), RSS/PSS/USS from
 ``smaps_rollup``, wake-ups as context switches summed over every thread. The table gives the
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -202,6 +206,25 @@ async def wait_ready(notify: socket.socket) -> None:
             pass
 
 
+def system_cas_and(cert: Path, directory: Path) -> Path:
+    """A hashed CA directory: the system's CAs (as ``update-ca-certificates`` keeps them) and
+    ``cert`` under its subject hash, computed by OpenSSL itself."""
+    directory.mkdir()
+    system = Path(ssl.get_default_verify_paths().openssl_capath)
+    for entry in system.iterdir():
+        if entry.name[:8].isalnum() and entry.suffix[1:].isdigit():
+            (directory / entry.name).symlink_to(entry.resolve())
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(cert)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    index = 0
+    while (directory / f"{subject_hash}.{index}").exists():
+        index += 1
+    (directory / f"{subject_hash}.{index}").symlink_to(cert)
+    return directory
+
+
 class Bench:
     def __init__(self, root: Path, alsa: VirtualAlsa, emulator: Emulator) -> None:
         self.root = root
@@ -211,7 +234,9 @@ class Bench:
         write_photos(self.photos)
         assert emulator.cert_path is not None
         self.cert = emulator.cert_path
-        self.env = dict(os.environ, GEMINI_API_KEY=API_KEY, SSL_CERT_FILE=str(self.cert))
+        self.env = dict(os.environ, GEMINI_API_KEY=API_KEY)
+        self.env.pop("SSL_CERT_FILE", None)
+        self.env["SSL_CERT_DIR"] = str(system_cas_and(self.cert, root / "certs"))
         self.feed = i2s_feed(WARMUP_S + MEASURE_S + 30)
 
     async def start_daemon(self) -> asyncio.subprocess.Process:
