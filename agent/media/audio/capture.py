@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -100,11 +101,29 @@ class DropOldestQueue:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None
+        self._wake_fd = -1
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the loop whose tasks will ``get()``."""
+        self.unbind()
         self._loop = loop
         self._ready = asyncio.Event()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        loop.add_reader(self._wake_fd, self._on_wake)
+
+    def unbind(self) -> None:
+        """Detach from the loop (a no-op when not bound)."""
+        fd, self._wake_fd = self._wake_fd, -1
+        if fd >= 0:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(fd)
+            os.close(fd)
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wake_fd)
+        if self._ready is not None:
+            self._ready.set()
 
     def put(self, item: bytes) -> bool:
         """Append ``item``; return True if an old item was dropped to make room."""
@@ -114,9 +133,11 @@ class DropOldestQueue:
                 self._items.popleft()
                 self.dropped += 1
             self._items.append(item)
-        if self._loop is not None and self._ready is not None:
-            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                self._loop.call_soon_threadsafe(self._ready.set)
+        if self._wake_fd >= 0:
+            # os.eventfd_write lets go of the GIL for the syscall, so the loop thread it wakes
+            # finds the GIL free instead of waking only to wait for this thread to let go.
+            with contextlib.suppress(OSError):  # unbound meanwhile
+                os.eventfd_write(self._wake_fd, 1)
         return dropped
 
     def get_nowait(self) -> bytes | None:
@@ -227,6 +248,7 @@ class AudioCapture:
     async def stop(self, join_s: float = 2.0) -> None:
         """Stop the reader thread; waits at most ``join_s`` seconds for the device to let go."""
         await self._thread.stop(join_s)
+        self._queue.unbind()  # its stop wake-up has been read: the loop ran during the join
 
     async def __aenter__(self) -> AudioCapture:
         await self.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import time
 
@@ -168,3 +169,28 @@ async def test_unknown_pyaudio_device_is_logged_and_retried_not_raised() -> None
     failures = [e for e in logs if e["event"] == "audio.capture.open_failed"]
     assert len(failures) >= 2
     assert "no-such-mic-anywhere" in failures[0]["error"]
+
+
+def test_drop_oldest_queue_rebinds_without_leaking_its_wake_descriptor() -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def main() -> tuple[bytes | None, int]:
+        queue = DropOldestQueue(4)
+        before = open_fds()
+        for _ in range(50):
+            queue.bind(asyncio.get_running_loop())
+        queue.unbind()
+        queue.unbind()
+        queue.put(b"after unbind")  # no wake-up left to send: kept, and nothing raises
+        leaked = open_fds() - before
+        queue.bind(asyncio.get_running_loop())
+        threading.Thread(target=queue.put, args=(b"woken",)).start()
+        await asyncio.sleep(0.01)
+        item = queue.get_nowait()
+        queue.unbind()
+        return item, leaked
+
+    item, leaked = asyncio.run(main())
+    assert item == b"after unbind"
+    assert leaked == 0
