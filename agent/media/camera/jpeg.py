@@ -81,6 +81,9 @@ def decode_jpeg(
             data,
             colorspace="GRAY" if gray else "RGB",
             fastdct=True,
+            # Smooth chroma upsampling is wasted on a frame whose chroma is halved again when
+            # it is encoded (4:2:0).
+            fastupsample=True,
             min_height=scaled_h,
             min_width=scaled_w,
         )
