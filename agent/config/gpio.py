@@ -18,11 +18,14 @@ from agent.tools.claims import find_conflicts
 from agent.tools.kinds import KINDS
 from agent.tools.option_reader import MAX_SECONDS
 from agent.tools.spec import (
+    BEHAVIORS,
     DEFAULT_RATE_LIMIT,
+    SCHEDULINGS,
     STATUS_LEDS,
     GpioConfig,
     PinFactoryKind,
     RateLimit,
+    Scheduling,
     StatusGpioSpec,
     ToolSpec,
 )
@@ -163,6 +166,8 @@ def _tool(t: Table) -> ToolSpec | None:
         t.problem("description", "must say what the function does (the model reads it)")
     kind = t.text("kind", REQUIRED, tuple(KINDS))
     rate_limit = _rate_limit(t)
+    behavior = t.text("behavior", "BLOCKING", BEHAVIORS)
+    scheduling = _scheduling(t, behavior)
     if kind is None:
         return None  # kind-specific keys cannot be judged without a kind
     result = KINDS[kind].read(t)
@@ -176,7 +181,22 @@ def _tool(t: Table) -> ToolSpec | None:
     return ToolSpec(
         name=name, description=description, kind=kind, pins=result.pins,
         options=result.options, parameters=result.parameters, active_low=result.active_low,
-        safe_state=result.safe_state, rate_limit=rate_limit, timeout_s=timeout)
+        safe_state=result.safe_state, rate_limit=rate_limit, timeout_s=timeout,
+        behavior=behavior, scheduling=scheduling)
+
+
+def _scheduling(t: Table, behavior: str | None) -> Scheduling | None:
+    """What the model does with a non-blocking tool's result (default ``WHEN_IDLE``); a
+    blocking tool's result is awaited, so it takes no scheduling."""
+    if behavior == "NON_BLOCKING":
+        scheduling: Scheduling = t.text("scheduling", "WHEN_IDLE", SCHEDULINGS)
+        return scheduling
+    if t.has("scheduling"):
+        t.problem("scheduling", 'applies only to behavior = "NON_BLOCKING" tools (the model '
+                                "waits for a blocking tool's result); remove it or make the "
+                                "tool non-blocking")
+        t.get("scheduling", None)  # read: reported once, not again as an unknown key
+    return None
 
 
 def _rate_limit(t: Table) -> RateLimit | None:

@@ -7,8 +7,10 @@ fixture of :mod:`agent.emulator.pytest_plugin`) or from the command line
 What it does not model: real speech recognition or language understanding (what a spoken
 turn "said" comes from the scenario); model voices beyond a synthetic harmonic signal;
 thinking, grounding, code execution, Google Search and other built-in tools; proactive audio,
-affective dialog and media resolution beyond token counts; NON_BLOCKING functions and
-``scheduling``; ``contextUpdate`` (accepted, no effect); the service's exact token counts,
+affective dialog and media resolution beyond token counts; what a NON_BLOCKING function's
+result makes the model say (it goes on talking while the call runs, and speaks a turn
+"result of NAME" as the response's ``scheduling`` says); ``contextUpdate`` (accepted, no
+effect); the service's exact token counts,
 latencies and burstiness (replies are paced in scaled real time); quotas and rate limits
 other than injected handshake refusals; App Check; and the service's close reasons where
 no public report gives them (an exhausted context window closes with 1007).

@@ -65,6 +65,7 @@ class PendingCall:
 
     name: str
     future: asyncio.Future[dict[str, Any]]
+    non_blocking: bool = False  # declared NON_BLOCKING: the reply goes on without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +213,31 @@ class FakeModel:
             if call.name != item.name:
                 raise wire.invalid(f"function response name {item.name!r} does not match its call")
             self._add_tokens("TEXT", self._text_tokens(json.dumps(item.response)))
+            if call.non_blocking:
+                if item.will_continue:  # a generator: the call stays open for more
+                    self.outstanding[call_id] = call
+                await self._scheduled_result(call.name, item.scheduling)
             if not call.future.done():
                 call.future.set_result(item.response)
+
+    async def _scheduled_result(self, name: str, scheduling: str | None) -> None:
+        """A non-blocking function's result, taken as its ``scheduling`` says: spoken about at
+        once, cutting the reply short (``INTERRUPT``), after the reply (``WHEN_IDLE``, also
+        the default), or not at all (``SILENT``). The spoken turn's words are ``result of
+        NAME``, which a scenario's ``text`` rule can match."""
+        kind = scheduling or "SCHEDULING_UNSPECIFIED"
+        counts = self.stats.scheduled_responses
+        counts[kind] = counts.get(kind, 0) + 1
+        log.info("emulator.tool.scheduled_result", name=name, scheduling=kind)
+        if kind == "SILENT":
+            return
+        if kind == "INTERRUPT":
+            await self.interrupt(cancel_calls=False)
+        if len(self.turns) < self.limits.max_pending_turns:
+            self.turns.append(UserTurn(f"result of {name}", None, 0, time.monotonic()))
+            self._update_space()
+        if self._reply is None or self._reply.done():
+            self._reply = self._start_reply()
 
     # --- turns -------------------------------------------------------------------------
 
@@ -271,8 +295,10 @@ class FakeModel:
         await self._space.wait()
         return True
 
-    async def interrupt(self) -> None:
-        """Barge-in: stop the reply being generated; ``interrupted`` then ``turnComplete``."""
+    async def interrupt(self, *, cancel_calls: bool = True) -> None:
+        """Barge-in: stop the reply being generated; ``interrupted`` then ``turnComplete``.
+        Open function calls are cancelled unless ``cancel_calls`` is False (a non-blocking
+        result that interrupts the model leaves the other calls running)."""
         if not self._speaking or self._reply is None:
             return
         task, self._reply = self._reply, None
@@ -280,6 +306,8 @@ class FakeModel:
         await asyncio.gather(task, return_exceptions=True)
         self._speaking = False
         open_calls = [cid for cid in self.outstanding if cid not in self.cancelled]
+        if not cancel_calls:
+            open_calls = []
         await self.host.send(wire.server_content(interrupted=True))
         if open_calls:
             await self.host.send(wire.tool_call_cancellation(open_calls))
@@ -346,8 +374,12 @@ class FakeModel:
             self.state.calls_made += 1
             call_id = f"function-call-{self.state.calls_made}"
             future: asyncio.Future[dict[str, Any]] = loop.create_future()
-            self.outstanding[call_id] = PendingCall(spec.name, future)
-            futures.append(future)
+            non_blocking = spec.name in self.setup.non_blocking
+            self.outstanding[call_id] = PendingCall(spec.name, future, non_blocking)
+            if non_blocking:
+                self.stats.non_blocking_calls += 1
+            else:  # the reply waits only for blocking functions
+                futures.append(future)
             calls.append({"id": call_id, "name": spec.name, "args": spec.args})
             if self.setup.function_names and spec.name not in self.setup.function_names:
                 log.warning("emulator.tool.undeclared", name=spec.name)
@@ -365,7 +397,7 @@ class FakeModel:
                 await self.host.send(wire.tool_call_cancellation(ids))
                 self._cancel_calls(ids)
         await self.host.fire(Trigger.TOOL_CALL)
-        if rule.wait:
+        if rule.wait and futures:
             self._awaiting_calls = True
             self._update_space()
             try:

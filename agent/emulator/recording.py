@@ -216,6 +216,9 @@ class EmulatorStats:
     faults: int = 0
     replies: int = 0  # model turns completed
     tool_calls: int = 0
+    non_blocking_calls: int = 0  # calls to NON_BLOCKING functions: the reply did not wait
+    # responses to non-blocking calls by their scheduling (SCHEDULING_UNSPECIFIED if none)
+    scheduled_responses: dict[str, int] = field(default_factory=dict)
     internal_errors: int = 0  # a bug of the emulator's: closed with 1011, logged once
     dropped_slow_clients: int = 0  # clients that read nothing for ``send_timeout_s``
     backpressure_waits: int = 0  # times a connection was not read: its model had a full queue

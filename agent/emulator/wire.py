@@ -219,6 +219,7 @@ class Setup:
     compression: Compression | None
     function_names: tuple[str, ...]
     system_instruction: str
+    non_blocking: frozenset[str] = frozenset()  # functions declared behavior = NON_BLOCKING
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +277,12 @@ class FunctionResponse:
     id: str | None
     name: str
     response: dict[str, Any]
+    scheduling: str | None = None  # for NON_BLOCKING functions: INTERRUPT, WHEN_IDLE, SILENT
+    will_continue: bool = False  # more responses to the same call follow
+
+
+SCHEDULINGS: Final = ("SCHEDULING_UNSPECIFIED", "SILENT", "WHEN_IDLE", "INTERRUPT")
+BEHAVIORS: Final = ("UNSPECIFIED", "BLOCKING", "NON_BLOCKING")
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,7 +509,16 @@ def parse_tool_response(body: Mapping[str, Any]) -> ToolResponse:
             raise invalid("functionResponse.id must be a string")
         if not isinstance(name, str) or not name:
             raise invalid("functionResponse needs a name")
-        responses.append(FunctionResponse(call_id, name, obj(get(entry, "response"), "response")))
+        scheduling = get(entry, "scheduling")
+        if scheduling is not None and scheduling not in SCHEDULINGS:
+            raise invalid(f"functionResponse.scheduling must be one of {', '.join(SCHEDULINGS)}")
+        will_continue = get(entry, "willContinue")
+        if will_continue is not None and not isinstance(will_continue, bool):
+            raise invalid("functionResponse.willContinue must be true or false")
+        responses.append(FunctionResponse(
+            call_id, name, obj(get(entry, "response"), "response"), scheduling,
+            bool(will_continue),
+        ))  # fmt: skip
     return ToolResponse(tuple(responses))
 
 
@@ -609,13 +625,20 @@ def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup
         )
 
     names: list[str] = []
+    non_blocking: list[str] = []
     for tool in _list(get(body, "tools"), "tools"):
         declarations = get(obj(tool, "tool"), "functionDeclarations")
         for decl in _list(declarations, "functionDeclarations"):
-            name = get(obj(decl, "functionDeclaration"), "name")
+            declaration = obj(decl, "functionDeclaration")
+            name = get(declaration, "name")
             if not isinstance(name, str) or not name:
                 raise invalid("function declaration needs a name")
             names.append(name)
+            behavior = get(declaration, "behavior")
+            if behavior is not None and behavior not in BEHAVIORS:
+                raise invalid(f"functionDeclaration.behavior must be one of {', '.join(BEHAVIORS)}")
+            if behavior == "NON_BLOCKING":
+                non_blocking.append(name)
 
     system = obj(get(body, "systemInstruction"), "systemInstruction")
     system_texts: list[str] = []
@@ -639,6 +662,7 @@ def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup
         compression=compression,
         function_names=tuple(names),
         system_instruction=system_text,
+        non_blocking=frozenset(non_blocking),
     )
 
 

@@ -79,6 +79,10 @@ class ToolDispatcher(Protocol):
         session: str | None = None,
     ) -> dict[str, Any]: ...
 
+    def scheduling(self, name: str) -> str | None:
+        """The ``scheduling`` of a non-blocking function's responses, None for others."""
+        ...
+
 
 class ConversationSession(Protocol):
     """What the conversation needs of a session: ``LiveSession`` and ``ResilientSession``."""
@@ -119,7 +123,8 @@ def dispatcher_handler(
 
     async def handle(call: FunctionCall) -> FunctionResponse:
         payload = await dispatcher.call(call.name, call.args, call_id=call.id, session=session_name)
-        return FunctionResponse(id=call.id, name=call.name, response=payload)
+        scheduling = dispatcher.scheduling(call.name)
+        return FunctionResponse(id=call.id, name=call.name, response=payload, scheduling=scheduling)
 
     return handle
 

@@ -208,18 +208,27 @@ class ToolRegistry:
         return list(self._tools)
 
     def declarations(self) -> list[dict[str, Any]]:
-        """The Live API ``functionDeclarations``: ``{"name", "description", "parameters"}``.
+        """The Live API ``functionDeclarations``: ``{"name", "description", "parameters",
+        "behavior"}``.
 
         ``parameters`` is left out for functions without arguments: the API rejects an
-        object schema with no properties.
+        object schema with no properties. ``behavior`` is always written, ``BLOCKING``
+        included: models differ in what they assume when it is left out.
         """
         out: list[dict[str, Any]] = []
         for tool in self._tools.values():
             decl: dict[str, Any] = {"name": tool.spec.name, "description": tool.spec.description}
             if tool.spec.parameters is not None:
                 decl["parameters"] = copy.deepcopy(dict(tool.spec.parameters))
+            decl["behavior"] = tool.spec.behavior
             out.append(decl)
         return out
+
+    def scheduling(self, name: str) -> str | None:
+        """How the model should take the result of a call to ``name``: the tool's
+        ``scheduling`` for a non-blocking tool, None otherwise (unknown names included)."""
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        return None if tool is None else tool.spec.scheduling
 
     async def call(self, name: str, args: Mapping[str, Any] | None, *,
                    call_id: str | None = None, session: str | None = None) -> dict[str, Any]:

@@ -34,16 +34,24 @@ from typing import Any, Literal, get_args
 from agent.tools.options import ToolOptions
 
 __all__ = [
+    "BEHAVIORS",
     "DEFAULT_RATE_LIMIT",
+    "SCHEDULINGS",
     "STATUS_LEDS",
+    "Behavior",
     "GpioConfig",
     "PinFactoryKind",
     "RateLimit",
+    "Scheduling",
     "StatusGpioSpec",
     "ToolSpec",
 ]
 
 PinFactoryKind = Literal["default", "lgpio", "mock"]
+Behavior = Literal["BLOCKING", "NON_BLOCKING"]
+BEHAVIORS: tuple[str, ...] = get_args(Behavior)
+Scheduling = Literal["INTERRUPT", "WHEN_IDLE", "SILENT"]
+SCHEDULINGS: tuple[str, ...] = get_args(Scheduling)
 StatusLed = Literal["connected", "listening", "speaking", "error"]
 STATUS_LEDS: tuple[str, ...] = get_args(StatusLed)
 
@@ -69,6 +77,12 @@ class ToolSpec:
     function takes no arguments). ``safe_state`` is kind-specific: ``"off"``/``"on"``
     (digital output), ``"off"`` (pulse, buzzer), a value 0..1 (PWM), ``"detach"`` or an angle
     (servo), a ``#rrggbb`` colour (RGB LED), None (inputs, custom).
+
+    ``behavior`` is declared to the model for every tool: ``BLOCKING`` (the model waits for
+    the result) or ``NON_BLOCKING`` (it goes on talking while the call runs). ``scheduling``
+    (non-blocking tools only) says what the model does with the result when it comes:
+    ``INTERRUPT`` what it is saying, wait until it is idle (``WHEN_IDLE``), or take it in
+    silently (``SILENT``).
     """
 
     name: str
@@ -81,6 +95,8 @@ class ToolSpec:
     safe_state: str | float | None = None
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT
     timeout_s: float = 2.0
+    behavior: Behavior = "BLOCKING"
+    scheduling: Scheduling | None = None
 
     @property
     def pin(self) -> int | None:

@@ -192,6 +192,11 @@ def test_status_leds_sharing_a_pin() -> None:
          "unknown key"),
         ({"rate_limit": True}, "tools[0].rate_limit", "must be a table"),
         ({"active_low": "yes"}, "tools[0].active_low", "must be true or false"),
+        ({"behavior": "ASYNC"}, "tools[0].behavior", 'must be one of "BLOCKING", "NON_BLOCKING"'),
+        ({"behavior": "NON_BLOCKING", "scheduling": "LATER"}, "tools[0].scheduling",
+         'must be one of "INTERRUPT", "WHEN_IDLE", "SILENT"'),
+        ({"scheduling": "SILENT"}, "tools[0].scheduling",
+         'applies only to behavior = "NON_BLOCKING" tools'),
     ],
 )
 def test_one_bad_value_gives_one_problem_with_its_key_path(
@@ -292,3 +297,15 @@ def test_tools_must_be_an_array() -> None:
     with pytest.raises(ConfigError) as info:
         parse_tools({"name": "x"})
     assert problems_in(info) == [("tools", "must be an array of tables ([[tools]]), got a table")]
+
+
+def test_behavior_defaults_to_blocking_and_scheduling_to_when_idle() -> None:
+    base = {"description": "Light.", "kind": "digital_output"}
+    blocking, quiet, idle = parse_tools([
+        {**base, "name": "a", "pin": 17},
+        {**base, "name": "b", "pin": 18, "behavior": "NON_BLOCKING", "scheduling": "SILENT"},
+        {**base, "name": "c", "pin": 19, "behavior": "NON_BLOCKING"},
+    ])
+    assert (blocking.behavior, blocking.scheduling) == ("BLOCKING", None)
+    assert (quiet.behavior, quiet.scheduling) == ("NON_BLOCKING", "SILENT")
+    assert (idle.behavior, idle.scheduling) == ("NON_BLOCKING", "WHEN_IDLE")

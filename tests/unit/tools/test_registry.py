@@ -333,21 +333,26 @@ async def test_declarations_match_the_config(build: Any) -> None:
         {**LIGHT, "description": "Switch the porch light."},
         PAN,
         {"name": "front_door", "description": "Is the front door shut?",
-         "kind": "digital_input", "pin": 22},
+         "kind": "digital_input", "pin": 22, "behavior": "NON_BLOCKING", "scheduling": "SILENT"},
     ])
     assert registry.declarations() == [
         {"name": "porch_light", "description": "Switch the porch light.",
          "parameters": {"type": "object", "properties": {"action": {
              "type": "string", "enum": ["on", "off", "toggle"],
              "description": "Switch it on, off, or to the opposite state."}},
-             "required": ["action"]}},
+             "required": ["action"]},
+         "behavior": "BLOCKING"},  # always declared, the default included
         {"name": "pan", "description": "Camera pan.",
          "parameters": {"type": "object", "properties": {"angle": {
              "type": "number", "minimum": -45.0, "maximum": 45.0,
-             "description": "Target angle in degrees, -45 to 45."}}, "required": ["angle"]}},
+             "description": "Target angle in degrees, -45 to 45."}}, "required": ["angle"]},
+         "behavior": "BLOCKING"},
         # no parameters at all: the API rejects an object schema without properties
-        {"name": "front_door", "description": "Is the front door shut?"},
+        {"name": "front_door", "description": "Is the front door shut?",
+         "behavior": "NON_BLOCKING"},
     ]
+    assert [registry.scheduling(n) for n in ("porch_light", "front_door", "nope")] == [
+        None, "SILENT", None]
     registry.declarations()[0]["parameters"]["required"].append("x")  # a copy each time
     assert registry.declarations()[0]["parameters"]["required"] == ["action"]
 
@@ -368,7 +373,7 @@ async def test_custom_entry_point_runs_with_its_declared_schema(
     registry = await build([{"name": "greet", "description": "Greets.", "kind": "custom",
                              "handler": f"{mod}:greet", "parameters": schema, "pins": [5]}])
     assert registry.declarations() == [{"name": "greet", "description": "Greets.",
-                                        "parameters": schema}]
+                                        "parameters": schema, "behavior": "BLOCKING"}]
     assert await registry.call("greet", {"who": "Ada"}) == {
         "result": {"text": "hello Ada", "calls": 1, "pins": [5], "worker": True}}
     assert (await registry.call("greet", {"who": "Ada"}))["result"]["calls"] == 2
