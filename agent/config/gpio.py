@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from agent.config.problems import ConfigError, ConfigProblem
 from agent.config.reader import REQUIRED, Table, describe
 from agent.tools.claims import find_conflicts
+from agent.tools.confirm import MIN_CONFIRM_WINDOW_S
 from agent.tools.kinds import KINDS
 from agent.tools.option_reader import MAX_SECONDS
 from agent.tools.spec import (
@@ -168,6 +169,8 @@ def _tool(t: Table) -> ToolSpec | None:
     rate_limit = _rate_limit(t)
     behavior = t.text("behavior", "BLOCKING", BEHAVIORS)
     scheduling = _scheduling(t, behavior)
+    confirm = t.flag("confirm", False)
+    window = _confirm_window(t, confirm)
     if kind is None:
         return None  # kind-specific keys cannot be judged without a kind
     result = KINDS[kind].read(t)
@@ -182,7 +185,21 @@ def _tool(t: Table) -> ToolSpec | None:
         name=name, description=description, kind=kind, pins=result.pins,
         options=result.options, parameters=result.parameters, active_low=result.active_low,
         safe_state=result.safe_state, rate_limit=rate_limit, timeout_s=timeout,
-        behavior=behavior, scheduling=scheduling)
+        behavior=behavior, scheduling=scheduling, confirm=bool(confirm), confirm_window_s=window)
+
+
+def _confirm_window(t: Table, confirm: object) -> float:
+    """How long a request for confirmation waits for its confirming call."""
+    if confirm is True:
+        # at least a few seconds: the user has to hear the question and answer it
+        window: float = t.number("confirm_window_s", 30.0, MIN_CONFIRM_WINDOW_S, MAX_SECONDS)
+        return window
+    if t.has("confirm_window_s"):
+        t.get("confirm_window_s", None)  # read: not reported again as an unknown key
+        if isinstance(t.raw.get("confirm", False), bool):  # else confirm has its own problem
+            t.problem("confirm_window_s", "applies only with confirm = true; remove it or "
+                                          "set confirm = true")
+    return 30.0
 
 
 def _scheduling(t: Table, behavior: str | None) -> Scheduling | None:

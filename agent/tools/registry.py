@@ -31,6 +31,7 @@ import structlog
 
 from agent.tools.bounds import audit_view
 from agent.tools.claims import find_conflicts
+from agent.tools.confirm import ConfirmationBook
 from agent.tools.errors import ArgumentError, ToolError, ToolSetupError
 from agent.tools.gpio import Action, Actuator
 from agent.tools.kinds import build_actuator
@@ -101,6 +102,7 @@ class ToolRegistry:
         self._grace_s = cancel_grace_s
         self._workers = max_workers or max(2, min(8, len(specs)))
         self._tools: dict[str, _Tool] = {}
+        self._confirmations = ConfirmationBook()
         for i, spec in enumerate(specs):
             actuator = build_actuator(spec, pin_factory, loc=("tools", i))
             actuator.notify = functools.partial(self._pin_changed, spec.name)
@@ -269,13 +271,28 @@ class ToolRegistry:
         if not self._opened:
             return "closed", {"error": "the device's GPIO is shut down; nothing was changed"}
         try:
-            action = tool.actuator.prepare(validate_arguments(tool.spec.parameters, args))
+            arguments = validate_arguments(tool.spec.parameters, args)
+            action = tool.actuator.prepare(arguments)
         except ArgumentError as exc:
             return "invalid", {"error": f"invalid arguments for {name}: {exc}. Nothing was "
                                         "changed; call it again with corrected arguments"}
         if tool.inflight is not None and not tool.inflight.done():
             return "busy", {"error": f"{name} is still carrying out an earlier call; nothing "
                                      "was changed, try again when that has finished"}
+        confirmed = False
+        if tool.spec.confirm:
+            window = tool.spec.confirm_window_s
+            verdict = self._confirmations.check(name, arguments, window, self._clock())
+            if verdict == "ask":
+                return "awaiting_confirmation", {"result": (
+                    f"Not done yet: {name} needs the user's confirmation first. Ask the user "
+                    f"whether to go ahead; if they say yes, call {name} again with the same "
+                    f"arguments within {window:g} s. Nothing was changed.")}
+            if verdict == "too_soon":
+                return "awaiting_confirmation", {"result": (
+                    f"Not done: ask the user and wait for their answer before calling {name} "
+                    "again. Nothing was changed.")}
+            confirmed = True
         retry_after = tool.limiter.try_acquire() if tool.limiter else None
         if retry_after is not None:
             limit = tool.spec.rate_limit
@@ -284,7 +301,8 @@ class ToolRegistry:
                 "error": f"rate limit: {name} accepts at most {limit.calls} calls per "
                          f"{limit.per_s:g} s; nothing was changed, try again in "
                          f"{max(retry_after, 0.1):.1f} s"}
-        return await self._run(tool, action)
+        outcome, payload = await self._run(tool, action)
+        return ("confirmed" if confirmed and outcome == "ok" else outcome), payload
 
     async def _run(self, tool: _Tool, action: Action) -> tuple[str, Payload]:
         name, timeout = tool.spec.name, tool.spec.timeout_s

@@ -82,7 +82,8 @@ class ToolSpec:
     the result) or ``NON_BLOCKING`` (it goes on talking while the call runs). ``scheduling``
     (non-blocking tools only) says what the model does with the result when it comes:
     ``INTERRUPT`` what it is saying, wait until it is idle (``WHEN_IDLE``), or take it in
-    silently (``SILENT``).
+    silently (``SILENT``). With ``confirm`` the tool acts only on a second call with the same
+    arguments within ``confirm_window_s`` (`agent.tools.confirm`).
     """
 
     name: str
@@ -97,6 +98,8 @@ class ToolSpec:
     timeout_s: float = 2.0
     behavior: Behavior = "BLOCKING"
     scheduling: Scheduling | None = None
+    confirm: bool = False
+    confirm_window_s: float = 30.0
 
     @property
     def pin(self) -> int | None:

@@ -1,0 +1,57 @@
+"""Confirmation before a risky action: a tool with ``confirm = true`` acts only when asked twice.
+
+The first call does nothing but record what was asked; the answer tells the model to ask the
+user and to call again with the same arguments. The action happens on a call with the same
+arguments within the tool's window, and no sooner than `MIN_GAP_S` after the request: a
+model that calls twice in a row has not asked anyone. A different request replaces the
+waiting one; an expired one is forgotten. At most one request waits per tool, so the book
+is bounded by the number of tools.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["MIN_CONFIRM_WINDOW_S", "MIN_GAP_S", "ConfirmationBook", "Verdict"]
+
+MIN_GAP_S = 1.0
+"""The shortest time between a request and its confirming call (time to ask the user)."""
+MIN_CONFIRM_WINDOW_S = 5.0
+"""The shortest window a tool may give its user to confirm."""
+
+Verdict = Literal["ask", "too_soon", "confirmed"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    arguments: str  # canonical JSON of the validated arguments
+    at: float
+
+
+class ConfirmationBook:
+    """The requests waiting for confirmation, one per tool."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, _Request] = {}
+
+    def check(self, tool: str, args: Mapping[str, Any], window_s: float, now: float) -> Verdict:
+        """``confirmed`` (and forgotten) when ``args`` repeat the waiting request of ``tool``
+        within ``window_s``; ``too_soon`` when they repeat it within `MIN_GAP_S` (it keeps
+        waiting); otherwise ``ask``: this call becomes the waiting request."""
+        key = json.dumps(args, sort_keys=True, separators=(",", ":"))
+        waiting = self._waiting.get(tool)
+        if waiting is not None and waiting.arguments == key and now - waiting.at <= window_s:
+            if now - waiting.at < MIN_GAP_S:
+                return "too_soon"
+            del self._waiting[tool]
+            return "confirmed"
+        self._waiting[tool] = _Request(key, now)
+        return "ask"
+
+    def waiting(self, tool: str, window_s: float, now: float) -> bool:
+        """Whether ``tool`` has a request that can still be confirmed."""
+        request = self._waiting.get(tool)
+        return request is not None and now - request.at <= window_s
