@@ -12,9 +12,12 @@ where it can (a reload that fails leaves the agent running as it was).
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,7 @@ from agent.live.conversation import (
     dispatcher_handler,
     start_audio_conversation,
 )
+from agent.live.errors import LiveSessionError
 from agent.live.resilient import SessionState, SessionStats
 from agent.logs import configure_logging, flush_logs
 from agent.systemd import Notifier, default_notifier, watchdog_task
@@ -41,6 +45,7 @@ log = structlog.get_logger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1  # systemd restarts the service (Restart=on-failure)
 EXIT_FATAL = 78  # EX_CONFIG: bad key, permission, model; retrying will not help
+CONFIRMED_TEXT_CHARS = 500  # of a confirmed tool's result told to the model
 
 
 class Daemon:
@@ -72,6 +77,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._status: asyncio.Task[None] | None = None
+        self._forget_confirmations: Callable[[], None] | None = None
+        self._confirmations: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -192,11 +199,31 @@ class Daemon:
         self.parts = parts
         self.controller = await self._start_conversation(parts)
         self._status = asyncio.create_task(self._status_loop(parts), name="status")
+        self._forget_confirmations = parts.registry.on_confirmed(
+            functools.partial(self._tell_confirmed, parts)
+        )
+
+    def _tell_confirmed(self, parts: Parts, tool: str, payload: dict[str, Any]) -> None:
+        """The confirm button carried out a request the model was told to wait on: say so."""
+        outcome = json.dumps(payload, default=str)[:CONFIRMED_TEXT_CHARS]
+        text = f"(The user pressed the confirm button: {tool} was carried out. {outcome})"
+        task = asyncio.create_task(self._send_note(parts, text), name="confirmed-note")
+        self._confirmations.add(task)
+        task.add_done_callback(self._confirmations.discard)
+
+    async def _send_note(self, parts: Parts, text: str) -> None:
+        try:
+            await parts.session.send(text)
+        except LiveSessionError as exc:
+            log.warning("daemon.note_not_sent", error=str(exc))
 
     async def _stop_running(self) -> None:
         if self._status is not None:
             self._status.cancel()
             self._status = None
+        if self._forget_confirmations is not None:
+            self._forget_confirmations()
+            self._forget_confirmations = None
         if self.controller is not None:
             await self.controller.stop()  # kept: its stats outlive it
 

@@ -130,6 +130,7 @@ def _status(t: Table) -> StatusGpioSpec:
         mute_button=t.pin("mute_button", None),
         mute_mode=t.text("mute_mode", "toggle", ("toggle", "switch")),
         push_to_talk_button=t.pin("push_to_talk_button", None),
+        confirm_button=t.pin("confirm_button", None),
         buttons_pull_up=t.flag("buttons_pull_up", True),
         bounce_s=bounce,
     )

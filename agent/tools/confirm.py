@@ -3,7 +3,8 @@
 The first call does nothing but record what was asked; the answer tells the model to ask the
 user and to call again with the same arguments. The action happens on a call with the same
 arguments within the tool's window, and no sooner than `MIN_GAP_S` after the request: a
-model that calls twice in a row has not asked anyone. A different request replaces the
+model that calls twice in a row has not asked anyone. A press of the confirm button carries
+out the newest request still in its window instead. A different request replaces the
 waiting one; an expired one is forgotten. At most one request waits per tool, so the book
 is bounded by the number of tools.
 """
@@ -27,8 +28,10 @@ Verdict = Literal["ask", "too_soon", "confirmed"]
 
 @dataclass(frozen=True, slots=True)
 class _Request:
-    arguments: str  # canonical JSON of the validated arguments
+    key: str  # canonical JSON of the validated arguments
+    arguments: dict[str, Any]
     at: float
+    window_s: float
 
 
 class ConfirmationBook:
@@ -43,15 +46,20 @@ class ConfirmationBook:
         waiting); otherwise ``ask``: this call becomes the waiting request."""
         key = json.dumps(args, sort_keys=True, separators=(",", ":"))
         waiting = self._waiting.get(tool)
-        if waiting is not None and waiting.arguments == key and now - waiting.at <= window_s:
+        if waiting is not None and waiting.key == key and now - waiting.at <= window_s:
             if now - waiting.at < MIN_GAP_S:
                 return "too_soon"
             del self._waiting[tool]
             return "confirmed"
-        self._waiting[tool] = _Request(key, now)
+        self._waiting[tool] = _Request(key, dict(args), now, window_s)
         return "ask"
 
-    def waiting(self, tool: str, window_s: float, now: float) -> bool:
-        """Whether ``tool`` has a request that can still be confirmed."""
-        request = self._waiting.get(tool)
-        return request is not None and now - request.at <= window_s
+    def take_newest(self, now: float) -> tuple[str, dict[str, Any]] | None:
+        """The newest request still in its window, as (tool, arguments), forgotten; None
+        when none waits (expired ones are dropped on the way)."""
+        live = {t: r for t, r in self._waiting.items() if now - r.at <= r.window_s}
+        self._waiting = live
+        if not live:
+            return None
+        tool = max(live, key=lambda t: live[t].at)
+        return tool, live.pop(tool).arguments

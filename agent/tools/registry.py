@@ -22,7 +22,7 @@ import copy
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -41,7 +41,7 @@ from agent.tools.ratelimit import SlidingWindowLimiter
 from agent.tools.runner import ThreadRunner
 from agent.tools.schema import validate_arguments
 from agent.tools.spec import GpioConfig, StatusGpioSpec, ToolSpec
-from agent.tools.status import ControlButtons, StatusIndicators
+from agent.tools.status import ButtonEvent, ControlButtons, StatusIndicators
 
 __all__ = ["PinChange", "ToolRegistry"]
 
@@ -103,6 +103,9 @@ class ToolRegistry:
         self._workers = max_workers or max(2, min(8, len(specs)))
         self._tools: dict[str, _Tool] = {}
         self._confirmations = ConfirmationBook()
+        self._confirm_listeners: list[Callable[[str, Payload], None]] = []
+        self._unsubscribe_buttons: Callable[[], None] | None = None
+        self._button_tasks: set[asyncio.Task[Any]] = set()
         for i, spec in enumerate(specs):
             actuator = build_actuator(spec, pin_factory, loc=("tools", i))
             actuator.notify = functools.partial(self._pin_changed, spec.name)
@@ -156,6 +159,8 @@ class ToolRegistry:
             if self.buttons is not None:
                 self.buttons.open(loop)
                 opened.append(self.buttons)
+                if self._unsubscribe_buttons is None:
+                    self._unsubscribe_buttons = self.buttons.on_event(self._on_button)
         except BaseException:
             for part in reversed(opened):
                 part.close()
@@ -178,6 +183,8 @@ class ToolRegistry:
         """
         if not self._opened:
             return
+        for task in self._button_tasks:
+            task.cancel()
         self.safe_all(reason="shutdown")
         # Running handlers were told to stop; let them finish (bounded) before their
         # devices go away underneath them.
@@ -240,10 +247,41 @@ class ToolRegistry:
         input, unknown names, handler errors or timeouts. If this coroutine is cancelled, the
         handler is told to stop, the tool is made safe and `CancelledError` propagates.
         """
+        return await self._audited(name, args, self._dispatch(name, args),
+                                   session=session, call_id=audit_view(call_id))
+
+    async def confirm_by_button(self) -> tuple[str, Payload] | None:
+        """Carry out the newest request waiting for confirmation (a press of the confirm
+        button); return (tool, payload), or None when nothing waits. The audit event says
+        ``outcome=confirmed`` with ``confirmed_by="button"``."""
+        taken = self._confirmations.take_newest(self._clock())
+        if taken is None:
+            log.info("tool.confirm_nothing_waiting")
+            return None
+        name, arguments = taken
+        tool = self._tools[name]
+        payload = await self._audited(name, arguments, self._confirmed(tool, arguments),
+                                      confirmed_by="button")
+        for listener in list(self._confirm_listeners):
+            try:
+                listener(name, payload)
+            except Exception:
+                log.exception("tool.confirm_listener_failed", tool=name)
+        return name, payload
+
+    def on_confirmed(self, callback: Callable[[str, Payload], None]) -> Callable[[], None]:
+        """Call ``callback(tool, payload)`` after a button press carried out a request (the
+        model, which was told to wait for a confirmation, should hear of it)."""
+        self._confirm_listeners.append(callback)
+        return lambda: self._confirm_listeners.remove(callback)
+
+    async def _audited(self, name: str, args: Any,
+                       work: Awaitable[tuple[str, Payload]], **audit: Any) -> Payload:
+        """Await ``work``; log one ``tool.actuated`` event whatever happens."""
         started = time.perf_counter()
         outcome, payload = "error", None
         try:
-            outcome, payload = await self._dispatch(name, args)
+            outcome, payload = await work
             return payload
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -257,8 +295,13 @@ class ToolRegistry:
         finally:
             log.info("tool.actuated", tool=audit_view(name), args=audit_view(args),
                      outcome=outcome, result=audit_view(payload),
-                     duration_ms=round((time.perf_counter() - started) * 1e3, 3),
-                     session=session, call_id=audit_view(call_id))
+                     duration_ms=round((time.perf_counter() - started) * 1e3, 3), **audit)
+
+    async def _confirmed(self, tool: _Tool, arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+        if not self._opened:
+            return "closed", {"error": "the device's GPIO is shut down; nothing was changed"}
+        outcome, payload = await self._act(tool, tool.actuator.prepare(arguments))
+        return ("confirmed" if outcome == "ok" else outcome), payload
 
     async def _dispatch(self, name: str, args: Mapping[str, Any] | None) -> tuple[str, Payload]:
         tool = self._tools.get(name) if isinstance(name, str) else None
@@ -276,23 +319,31 @@ class ToolRegistry:
         except ArgumentError as exc:
             return "invalid", {"error": f"invalid arguments for {name}: {exc}. Nothing was "
                                         "changed; call it again with corrected arguments"}
-        if tool.inflight is not None and not tool.inflight.done():
-            return "busy", {"error": f"{name} is still carrying out an earlier call; nothing "
-                                     "was changed, try again when that has finished"}
         confirmed = False
         if tool.spec.confirm:
             window = tool.spec.confirm_window_s
             verdict = self._confirmations.check(name, arguments, window, self._clock())
             if verdict == "ask":
+                button = (" (or they can press the confirm button, which carries it out)"
+                          if self.buttons is not None and self.buttons.has("confirm") else "")
                 return "awaiting_confirmation", {"result": (
                     f"Not done yet: {name} needs the user's confirmation first. Ask the user "
                     f"whether to go ahead; if they say yes, call {name} again with the same "
-                    f"arguments within {window:g} s. Nothing was changed.")}
+                    f"arguments within {window:g} s{button}. Nothing was changed.")}
             if verdict == "too_soon":
                 return "awaiting_confirmation", {"result": (
                     f"Not done: ask the user and wait for their answer before calling {name} "
                     "again. Nothing was changed.")}
             confirmed = True
+        outcome, payload = await self._act(tool, action)
+        return ("confirmed" if confirmed and outcome == "ok" else outcome), payload
+
+    async def _act(self, tool: _Tool, action: Action) -> tuple[str, Payload]:
+        """Run ``action`` unless the tool is busy or over its rate limit."""
+        name = tool.spec.name
+        if tool.inflight is not None and not tool.inflight.done():
+            return "busy", {"error": f"{name} is still carrying out an earlier call; nothing "
+                                     "was changed, try again when that has finished"}
         retry_after = tool.limiter.try_acquire() if tool.limiter else None
         if retry_after is not None:
             limit = tool.spec.rate_limit
@@ -301,8 +352,7 @@ class ToolRegistry:
                 "error": f"rate limit: {name} accepts at most {limit.calls} calls per "
                          f"{limit.per_s:g} s; nothing was changed, try again in "
                          f"{max(retry_after, 0.1):.1f} s"}
-        outcome, payload = await self._run(tool, action)
-        return ("confirmed" if confirmed and outcome == "ok" else outcome), payload
+        return await self._run(tool, action)
 
     async def _run(self, tool: _Tool, action: Action) -> tuple[str, Payload]:
         name, timeout = tool.spec.name, tool.spec.timeout_s
@@ -380,6 +430,14 @@ class ToolRegistry:
                 tool.inflight.add_done_callback(
                     functools.partial(self._restore_when_done, tool, f"{reason}, handler ended"))
         log.info("tool.safe_all", reason=reason)
+
+    def _on_button(self, event: ButtonEvent) -> None:
+        if event.button != "confirm":
+            return
+        task = asyncio.get_running_loop().create_task(self.confirm_by_button(),
+                                                      name="tool-confirm-button")
+        self._button_tasks.add(task)
+        task.add_done_callback(self._button_tasks.discard)
 
     def note_session_state(self, live: bool) -> None:
         """Tell the watchdog whether a Live session is up.

@@ -13,6 +13,7 @@ may call, become a `GpioConfig` (``agent.config.gpio`` reads them)::
     leds = { connected = 5, listening = 6, speaking = 13, error = 19 }
     mute_button = 20                  # the mic stops while muted
     push_to_talk_button = 21
+    confirm_button = 16               # carries out a tool's request waiting for confirmation
 
     [[tools]]
     name = "porch_light"
@@ -120,6 +121,7 @@ class StatusGpioSpec:
     mute_button: int | None = None
     mute_mode: Literal["toggle", "switch"] = "toggle"
     push_to_talk_button: int | None = None
+    confirm_button: int | None = None
     buttons_pull_up: bool = True
     bounce_s: float | None = 0.05
 
@@ -130,6 +132,8 @@ class StatusGpioSpec:
             roles["mute_button"] = self.mute_button
         if self.push_to_talk_button is not None:
             roles["push_to_talk_button"] = self.push_to_talk_button
+        if self.confirm_button is not None:
+            roles["confirm_button"] = self.confirm_button
         return roles
 
 

@@ -27,13 +27,13 @@ __all__ = ["ButtonEvent", "ControlButtons", "StatusIndicators"]
 
 log = structlog.get_logger(__name__)
 
-ButtonName = Literal["mute", "push_to_talk"]
+ButtonName = Literal["mute", "push_to_talk", "confirm"]
 
 
 @dataclass(frozen=True, slots=True)
 class ButtonEvent:
     """``mute``: ``active`` is the new mute state. ``push_to_talk``: ``active`` is True while
-    the button is held."""
+    the button is held. ``confirm``: a press (``active`` True)."""
 
     button: ButtonName
     active: bool
@@ -85,7 +85,7 @@ class StatusIndicators:
 
 
 class ControlButtons:
-    """Mute and push-to-talk buttons, delivered as `ButtonEvent` on the asyncio loop."""
+    """Mute, push-to-talk and confirm buttons, delivered as `ButtonEvent` on the asyncio loop."""
 
     def __init__(self, spec: StatusGpioSpec, pin_factory: Any = None, *,
                  queue_size: int = 32) -> None:
@@ -117,7 +117,8 @@ class ControlButtons:
                 loop = None
         self._loop = loop
         pins: dict[ButtonName, int | None] = {"mute": self._spec.mute_button,
-                                              "push_to_talk": self._spec.push_to_talk_button}
+                                              "push_to_talk": self._spec.push_to_talk_button,
+                                              "confirm": self._spec.confirm_button}
         for name, pin in pins.items():
             if pin is None:
                 continue
@@ -136,6 +137,12 @@ class ControlButtons:
         if self._buttons and self._loop is None:
             log.warning("gpio.buttons_without_loop",
                         detail="button events are dropped until attach(loop) is called")
+
+    def has(self, name: ButtonName) -> bool:
+        """Whether the ``name`` button is configured."""
+        pins = {"mute": self._spec.mute_button, "push_to_talk": self._spec.push_to_talk_button,
+                "confirm": self._spec.confirm_button}
+        return pins[name] is not None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Deliver events to ``loop`` from now on."""
@@ -180,6 +187,11 @@ class ControlButtons:
                 return
             self._muted = active
             log.info("gpio.mute", muted=active)
+        elif name == "confirm":
+            if not pressed:
+                return
+            active = True
+            log.info("gpio.confirm_pressed")
         else:
             if pressed == self._talking:
                 return

@@ -119,3 +119,33 @@ async def test_the_mute_button_stops_the_microphone(emulator: Emulator, tmp_path
     finally:
         daemon.stop()
         await task
+
+
+async def test_the_confirm_button_acts_and_the_model_hears_of_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    tool = """
+[[tools]]
+name = "garage_door"
+description = "Open or close the garage door."
+kind = "digital_output"
+pin = 17
+confirm = true
+"""
+    text = config(emulator.url, "", "confirm_button = 16") + tool
+    daemon, task = await run_daemon(text, tmp_path)
+    try:
+        assert daemon.parts is not None
+        registry = daemon.parts.registry
+        asked = await registry.call("garage_door", {"action": "on"})
+        assert "press the confirm button" in asked["result"]
+        assert pin(daemon, 17).state == 0
+        await asyncio.sleep(1.1)  # the user heard the question
+        pin(daemon, 16).drive_low()
+        pin(daemon, 16).drive_high()
+        await until(lambda: pin(daemon, 17).state == 1)
+        await until(lambda: any("pressed the confirm button: garage_door was carried out"
+                                in t for t in emulator.recordings.session().texts()))
+    finally:
+        daemon.stop()
+        await task

@@ -10,6 +10,7 @@ import structlog
 
 from agent.config import ConfigError
 from agent.config.gpio import parse_tools
+from agent.tools.spec import StatusGpioSpec
 
 GARAGE = {"name": "garage_door", "description": "Open or close the garage door.",
           "kind": "digital_output", "pin": 17, "confirm": True, "confirm_window_s": 20}
@@ -93,3 +94,37 @@ def test_confirm_keys_are_checked(table: dict[str, Any], fragment: str) -> None:
     [problem] = info.value.problems
     assert problem.key.startswith("tools[0].confirm")
     assert fragment in problem.message
+
+
+async def test_the_confirm_button_carries_out_the_waiting_request(
+    build: Any, level: Any, mock_factory: Any, wait_until: Any, clock: list[float]
+) -> None:
+    status = StatusGpioSpec(confirm_button=16)
+    registry = await build([GARAGE], status=status, clock=lambda: clock[0])
+    heard: list[tuple[str, Any]] = []
+    registry.on_confirmed(lambda tool, payload: heard.append((tool, payload)))
+    with structlog.testing.capture_logs() as logs:
+        first = await registry.call("garage_door", {"action": "on"}, call_id="c1")
+        assert "press the confirm button" in first["result"]
+        clock[0] += 4
+        mock_factory.pin(16).drive_low()  # pulled up: pressed connects it to ground
+        await wait_until(lambda: bool(heard))
+        mock_factory.pin(16).drive_high()
+    assert level(17) == 1.0
+    [(tool, payload)] = heard
+    assert tool == "garage_door"
+    assert "result" in payload and "error" not in payload
+    audit = [(e.get("call_id"), e["outcome"], e.get("confirmed_by"))
+             for e in logs if e["event"] == "tool.actuated"]
+    assert audit == [("c1", "awaiting_confirmation", None), (None, "confirmed", "button")]
+
+
+async def test_the_confirm_button_with_nothing_waiting_moves_nothing(
+    build: Any, level: Any, mock_factory: Any, clock: list[float]
+) -> None:
+    registry = await build([GARAGE], status=StatusGpioSpec(confirm_button=16),
+                           clock=lambda: clock[0])
+    await registry.call("garage_door", {"action": "on"})
+    clock[0] += 25  # past the 20 s window
+    assert await registry.confirm_by_button() is None
+    assert level(17) == 0.0
