@@ -29,6 +29,7 @@ from agent.media.audio.wakeword import (
     WakeWordDetector,
     WakeWordError,
     bundled_wake_words,
+    wake_chime,
     wake_word_problem,
 )
 from agent.media.audio.wavfile import WavFormatError
@@ -58,5 +59,6 @@ __all__ = [
     "list_audio_devices",
     "load_mic_profile",
     "mic_capture_format",
+    "wake_chime",
     "wake_word_problem",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "WakeWordDetector",
     "WakeWordError",
     "bundled_wake_words",
+    "wake_chime",
     "wake_word_problem",
 ]
 
@@ -175,6 +176,18 @@ def wake_word_problem(spec: str | Path) -> str | None:
     except WakeWordError as exc:
         return str(exc)
     return None
+
+
+def wake_chime(rate: int = 24000) -> bytes:
+    """A short rising two-note chime (S16LE mono at ``rate``): the device heard its name."""
+    import numpy as np
+
+    notes = []
+    for freq in (660.0, 990.0):
+        t = np.arange(int(0.09 * rate)) / rate
+        envelope = np.sin(np.pi * t / t[-1]) ** 2  # no click at either end
+        notes.append(0.25 * envelope * np.sin(2 * np.pi * freq * t))
+    return (np.concatenate(notes) * 32767).astype("<i2").tobytes()
 
 
 # -- the detector ---------------------------------------------------------------------------
