@@ -186,7 +186,12 @@ class Daemon:
             pre_roll_ms=plan.pre_roll_ms,
             chunk_ms=plan.chunk_ms,
             video=parts.camera.frames() if parts.camera is not None else None,
-            on_event=self.on_event,
+            on_event=self._on_conversation_event,
+            wake=plan.wake,
+            conversation_timeout_s=plan.conversation_timeout_s,
+            video_while_asleep=plan.video_while_asleep,
+            chime=plan.chime,
+            speaker_busy=lambda: parts.speaker.is_playing,
         )
         buttons = parts.registry.buttons
         if buttons is not None:
@@ -198,6 +203,7 @@ class Daemon:
         """Join the parts in a conversation and show their state on the status LEDs."""
         self.parts = parts
         self.controller = await self._start_conversation(parts)
+        self._update_camera()
         self._status = asyncio.create_task(self._status_loop(parts), name="status")
         self._forget_confirmations = parts.registry.on_confirmed(
             functools.partial(self._tell_confirmed, parts)
@@ -258,17 +264,33 @@ class Daemon:
 
     def _on_session_state(self, stats: SessionStats) -> None:
         parts = self.parts
-        live = stats.state is SessionState.LIVE
         if parts is not None:
-            parts.registry.note_session_state(live)
-            if parts.camera is not None:
-                if live:
-                    parts.camera.resume()
-                else:
-                    parts.camera.pause()
+            parts.registry.note_session_state(stats.state is SessionState.LIVE)
+        self._update_camera(stats.state)
         self.notifier.status(self._status_line(stats))
         if self.on_event is not None:
             self.on_event("session.state", {"state": str(stats.state)})
+
+    def _on_conversation_event(self, name: str, fields: dict[str, Any]) -> None:
+        if name in ("listen.wake", "listen.sleep", "mute"):
+            self._update_camera()
+            self.notifier.status(self._status_line())
+        if self.on_event is not None:
+            self.on_event(name, fields)
+
+    def _update_camera(self, state: SessionState | None = None) -> None:
+        """The camera captures while the session is live and frames may be sent: in a
+        conversation, or always when ``listen.camera = "always"`` or no wake word is used."""
+        parts = self.parts
+        if parts is None or parts.camera is None:
+            return
+        live = (state or parts.session.state) is SessionState.LIVE
+        controller = self.controller
+        wanted = controller is None or controller.awake or self.config.listen.camera == "always"
+        if live and wanted:
+            parts.camera.resume()
+        else:
+            parts.camera.pause()
 
     def _on_pin_change(self, change: PinChange) -> None:
         if self.on_event is not None:
@@ -277,7 +299,23 @@ class Daemon:
     def _status_line(self, stats: SessionStats | None = None) -> str:
         if stats is None and self.parts is not None:
             stats = self.parts.session.stats
-        return stats.status_line() if stats is not None else "starting"
+        if stats is None:
+            return "starting"
+        return f"{self._listening()}; {stats.status_line()}"
+
+    def _listening(self) -> str:
+        """What the microphone does now, for STATUS."""
+        controller = self.controller
+        if controller is None:
+            return "not listening"
+        if controller.muted:
+            return "muted"
+        if not controller.listening_for_wake_word:
+            return "listening"
+        if controller.awake:
+            return "in a conversation"
+        return "waiting for the wake word (" + ", ".join(
+            str(w) for w in self.config.listen.wake_words) + ")"
 
     async def _status_loop(self, parts: Parts) -> None:
         """Status LEDs: connected, listening, speaking, error."""
@@ -292,7 +330,8 @@ class Daemon:
                 lit.append("connected")
                 if parts.speaker.is_playing:
                     lit.append("speaking")
-                elif self.controller is not None and not self.controller.muted:
+                elif (self.controller is not None and not self.controller.muted
+                      and self.controller.awake):
                     lit.append("listening")
             if state is SessionState.FAILED:
                 lit.append("error")

@@ -1,4 +1,5 @@
-"""From ``[audio]`` and ``[camera]`` to the devices: microphone, speaker, camera, speech gate.
+"""From ``[audio]``, ``[listen]`` and ``[camera]`` to the devices: microphone, speaker, camera,
+speech gate, wake-word detector.
 
 Each device comes as the real one or its simulated stand-in (a WAV file, a tone, silence, a
 null speaker, a test pattern), chosen by the config; the rest of the agent cannot tell them
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.config.model import AudioConfig, CameraConfig, SpeechGateConfig
+from agent.config.model import AudioConfig, CameraConfig, ListenConfig, SpeechGateConfig
 from agent.live.conversation import AudioSink, AudioSource, VoiceActivityDetector
 from agent.media.audio import (
     AudioCapture,
     AudioPlayback,
     EnergySpeechDetector,
+    MicroWakeWordDetector,
     NullSink,
     SilenceSource,
     ToneSource,
@@ -32,6 +34,7 @@ __all__ = [
     "build_microphone",
     "build_speaker",
     "build_speech_gate",
+    "build_wake_word",
     "with_echo_policy",
 ]
 
@@ -94,6 +97,11 @@ def build_speech_gate(gate: SpeechGateConfig) -> VoiceActivityDetector:
     return EnergySpeechDetector(
         margin_db=gate.margin_db, min_dbfs=gate.min_dbfs, hangover_ms=gate.hangover_ms
     )
+
+
+def build_wake_word(listen: ListenConfig) -> MicroWakeWordDetector:
+    """The wake-word detector of ``[listen]`` (its models loaded)."""
+    return MicroWakeWordDetector(listen.wake_words, refractory_s=listen.refractory_s)
 
 
 def build_camera(camera: CameraConfig) -> CameraStream | None:

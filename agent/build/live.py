@@ -6,8 +6,8 @@ The config file says things in its own words (``media_resolution = "low"``,
     model = make_model(config, api_key, function_declarations=registry.declarations())
     session = ResilientSession(model, reconnect_policy(config))
 
-With ``audio.push_to_talk`` the button marks the user's turns, so the service's own activity
-detection is switched off here, whatever ``[live.vad]`` says.
+With ``listen.mode = "push_to_talk"`` the button marks the user's turns, so the service's own
+activity detection is switched off here, whatever ``[live.vad]`` says.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def realtime_input_config(config: AgentConfig) -> RealtimeInputConfig:
     interrupts the model."""
     vad = config.live.vad
     detection = AutomaticActivityDetection(
-        disabled=None if vad.enabled and not config.audio.push_to_talk else True,
+        disabled=None if vad.enabled and config.listen.mode != "push_to_talk" else True,
         start_of_speech_sensitivity=None if vad.start_sensitivity is None
         else _START[vad.start_sensitivity],
         end_of_speech_sensitivity=None if vad.end_sensitivity is None

@@ -28,12 +28,14 @@ from agent.build.devices import (
     build_microphone,
     build_speaker,
     build_speech_gate,
+    build_wake_word,
     with_echo_policy,
 )
 from agent.build.live import make_model, reconnect_policy
 from agent.config import AgentConfig, load_api_key
-from agent.live.conversation import AudioSource, VoiceActivityDetector
+from agent.live.conversation import AudioSource, VoiceActivityDetector, WakeWordSpotter
 from agent.live.resilient import ResilientSession, SessionStats
+from agent.media.audio import wake_chime
 from agent.media.camera import CameraStream
 from agent.tools import PinChange, ToolRegistry
 
@@ -75,21 +77,26 @@ class Parts:
 
     def conversation(self) -> ConversationPlan:
         """How the conversation joins the parts: ``start_audio_conversation``'s arguments."""
-        audio = self.config.audio
+        audio, listen = self.config.audio, self.config.listen
         vad: VoiceActivityDetector | None = None
-        pre_roll_ms = audio.vad_gate.preroll_ms
-        client_activity = not self.config.live.vad.enabled or audio.push_to_talk
-        if audio.push_to_talk:
+        pre_roll_ms = listen.pre_roll_ms
+        client_activity = not self.config.live.vad.enabled or listen.mode == "push_to_talk"
+        if listen.mode == "push_to_talk":
             vad, pre_roll_ms = PushToTalk(self.registry), 0
-        elif audio.vad_gate.enabled or client_activity:
+        elif listen.mode == "vad_gate" or client_activity:
             # Without the service's detection, the device must tell where speech is.
             vad = build_speech_gate(audio.vad_gate)
+        wake = build_wake_word(listen) if listen.mode == "wake_word" else None
         return ConversationPlan(
             source=with_echo_policy(self.microphone, self.speaker, audio),
             vad=vad,
             client_activity_detection=client_activity,
             pre_roll_ms=pre_roll_ms,
             chunk_ms=audio.chunk_ms,
+            wake=wake,
+            conversation_timeout_s=listen.conversation_timeout_s,
+            video_while_asleep=listen.camera == "always",
+            chime=wake_chime() if wake is not None and listen.chime else None,
         )
 
 
@@ -102,6 +109,10 @@ class ConversationPlan:
     client_activity_detection: bool
     pre_roll_ms: int
     chunk_ms: int
+    wake: WakeWordSpotter | None = None
+    conversation_timeout_s: float = 10.0
+    video_while_asleep: bool = True
+    chime: bytes | None = None
 
 
 class PushToTalk:
@@ -129,7 +140,7 @@ _READS: dict[str, Callable[[AgentConfig], object]] = {
     "microphone": lambda c: c.audio,
     "camera": lambda c: c.camera,
     "emulator": _emulator_wanted,
-    "session": lambda c: (c.live, c.reconnect, c.gpio.tools, c.audio.push_to_talk,
+    "session": lambda c: (c.live, c.reconnect, c.gpio.tools, c.listen.mode == "push_to_talk",
                           _emulator_wanted(c)),
 }
 PART_ORDER = tuple(_READS)

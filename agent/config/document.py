@@ -20,6 +20,7 @@ from agent.config.sections import (
     read_audio,
     read_camera,
     read_health,
+    read_listen,
     read_live,
     read_logging,
     read_reconnect,
@@ -30,7 +31,8 @@ __all__ = ["MAX_NESTING", "SECRET_ADVICE", "SECTIONS", "build_config", "find_inl
 MAX_NESTING = 32
 """The deepest a value may nest (a custom tool's schema is the deepest part of a config)."""
 
-SECTIONS = ("live", "reconnect", "audio", "camera", "gpio", "tools", "logging", "health")
+SECTIONS = ("live", "reconnect", "audio", "listen", "camera", "gpio", "tools", "logging",
+            "health")
 
 SECRET_ADVICE = (
     "secrets do not belong in the config file; put the key in a file only root can read "
@@ -110,15 +112,19 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
     top = Table(doc, (), problems)
     live = read_live(top.section("live"), base_dir)
     reconnect = read_reconnect(top.section("reconnect"))
-    audio = read_audio(top.section("audio"), base_dir)
+    audio_table = top.section("audio")
+    audio = read_audio(audio_table, base_dir)
+    listen = read_listen(top.section("listen"), audio_table, audio, base_dir)
     camera = read_camera(top.section("camera"), base_dir)
     gpio = read_gpio(top)
     logging = read_logging(top.section("logging"))
     health = read_health(top.section("health"))
     top.finish()
-    if audio.push_to_talk and (gpio.status is None or gpio.status.push_to_talk_button is None):
+    if listen.mode == "push_to_talk" and (gpio.status is None
+                                          or gpio.status.push_to_talk_button is None):
+        written = isinstance(doc.get("listen"), Mapping) and "mode" in doc["listen"]
         problems.append(ConfigProblem(
             "needs a button: set gpio.status.push_to_talk_button to its GPIO number",
-            ("audio", "push_to_talk")))
-    return AgentConfig(live=live, reconnect=reconnect, audio=audio, camera=camera, gpio=gpio,
-                       logging=logging, health=health, source=source)
+            ("listen", "mode") if written else ("audio", "push_to_talk")))
+    return AgentConfig(live=live, reconnect=reconnect, audio=audio, listen=listen, camera=camera,
+                       gpio=gpio, logging=logging, health=health, source=source)

@@ -1,4 +1,5 @@
-"""What the config is read against from the media layer: camera sources and mic profiles.
+"""What the config is read against from the media layer: camera sources, mic profiles and
+wake words.
 
 The one place the config imports from ``agent.media``. The imports wait until a config is
 read: the media layer brings numpy and its devices' code, which importing ``agent.config``
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["camera_source_keys", "camera_sources", "capture_problem"]
+__all__ = ["camera_source_keys", "camera_sources", "capture_problem", "wake_word_problem"]
 
 
 def camera_sources() -> tuple[str, ...]:
@@ -45,3 +46,11 @@ def capture_problem(mic: str | Path | None, overrides: Mapping[str, Any]
     except ValueError as exc:
         return None, str(exc)
     return None
+
+
+def wake_word_problem(spec: str | Path) -> str | None:
+    """Why the wake word ``spec`` (a bundled model's name or a model file's path) cannot be
+    loaded, or None."""
+    from agent.media.audio.wakeword import wake_word_problem as problem
+
+    return problem(spec)

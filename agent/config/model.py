@@ -25,6 +25,8 @@ __all__ = [
     "CompressionConfig",
     "CredentialsConfig",
     "HealthConfig",
+    "ListenConfig",
+    "ListenMode",
     "LiveConfig",
     "LoggingConfig",
     "ReconnectConfig",
@@ -198,6 +200,34 @@ class AudioConfig:
         return {name: value for name, value in values.items() if value is not None}
 
 
+# -- [listen] -------------------------------------------------------------------------------
+
+ListenMode = Literal["wake_word", "always", "vad_gate", "push_to_talk"]
+LISTEN_MODES: tuple[ListenMode, ...] = ("wake_word", "always", "vad_gate", "push_to_talk")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    """When the microphone's audio leaves the device (``[listen]``).
+
+    ``always``: all of it. ``vad_gate``: speech only (``[audio.vad_gate]`` tells speech), with
+    ``pre_roll_ms`` before each onset. ``push_to_talk``: while the button is held.
+    ``wake_word``: nothing until one of ``wake_words`` (bundled names or model paths) is heard;
+    then ``pre_roll_ms`` of audio before the detection and everything after it, until nobody
+    has spoken for ``conversation_timeout_s`` after the model's last turn. ``chime`` sounds on
+    the speaker at each wake. ``camera``: "conversation" sends frames only while a
+    conversation is open (in ``wake_word`` mode), "always" whenever the session is live.
+    """
+
+    mode: ListenMode = "always"
+    wake_words: tuple[str | Path, ...] = ("okay_nabu",)
+    refractory_s: float = 2.0
+    pre_roll_ms: int = 300
+    conversation_timeout_s: float = 10.0
+    chime: bool = False
+    camera: Literal["conversation", "always"] = "conversation"
+
+
 # -- [camera] -------------------------------------------------------------------------------
 
 
@@ -249,6 +279,7 @@ class AgentConfig:
     live: LiveConfig = field(default_factory=LiveConfig)
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -266,7 +297,8 @@ def diff_sections(old: AgentConfig, new: AgentConfig) -> set[str]:
 
     The daemon restarts only the parts that read those sections on SIGHUP.
     """
-    changed = {name for name in ("live", "reconnect", "audio", "camera", "logging", "health")
+    changed = {name for name in ("live", "reconnect", "audio", "listen", "camera", "logging",
+                                 "health")
                if getattr(old, name) != getattr(new, name)}
     if dataclasses.replace(old.gpio, tools=()) != dataclasses.replace(new.gpio, tools=()):
         changed.add("gpio")

@@ -15,10 +15,16 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from agent.config.files import FileProblem, read_head
-from agent.config.media import camera_source_keys, camera_sources, capture_problem
+from agent.config.media import (
+    camera_source_keys,
+    camera_sources,
+    capture_problem,
+    wake_word_problem,
+)
 from agent.config.model import (
     BACKENDS,
     DEFAULT_MODEL,
+    LISTEN_MODES,
     ActivityDetectionConfig,
     AudioConfig,
     AudioInput,
@@ -27,15 +33,18 @@ from agent.config.model import (
     CompressionConfig,
     CredentialsConfig,
     HealthConfig,
+    ListenConfig,
+    ListenMode,
     LiveConfig,
     LoggingConfig,
     ReconnectConfig,
     SpeechGateConfig,
 )
+from agent.config.problems import KeyPath
 from agent.config.reader import Table, describe
 
-__all__ = ["read_audio", "read_camera", "read_health", "read_live", "read_logging",
-           "read_reconnect"]
+__all__ = ["read_audio", "read_camera", "read_health", "read_listen", "read_live",
+           "read_logging", "read_reconnect"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
@@ -346,6 +355,71 @@ def _speech_gate(s: Table) -> SpeechGateConfig:
     return gate
 
 
+# -- [listen] -------------------------------------------------------------------------------
+
+MAX_WAKE_WORDS = 8
+"""Wake words listened for at once (each is a network run on every 30 ms of audio)."""
+
+
+def read_listen(s: Table, audio: Table, audio_config: AudioConfig, base_dir: Path
+                ) -> ListenConfig:
+    """``[listen]``; ``audio`` is the ``[audio]`` table, whose older keys (``push_to_talk``,
+    ``vad_gate.enabled``, ``vad_gate.preroll_ms``) choose the mode when ``mode`` is not
+    written."""
+    d = ListenConfig()
+    mode: ListenMode = s.text("mode", _legacy_mode(audio_config), LISTEN_MODES)
+    if s.has("mode"):
+        if audio.has("push_to_talk") and audio_config.push_to_talk:
+            audio.problem("push_to_talk", 'listen.mode chooses how the device listens: '
+                          'remove this key (listen.mode = "push_to_talk" does what it did)')
+        if audio.section("vad_gate").has("enabled") and audio_config.vad_gate.enabled:
+            audio.problem(("vad_gate", "enabled"), 'listen.mode chooses how the device '
+                          'listens: remove this key (listen.mode = "vad_gate" does what it did)')
+    pre_roll_default = (audio_config.vad_gate.preroll_ms
+                        if audio.section("vad_gate").has("preroll_ms") else d.pre_roll_ms)
+    listen = ListenConfig(
+        mode=mode, wake_words=_wake_words(s, base_dir),
+        refractory_s=s.number("refractory_s", d.refractory_s, 0, 60),
+        pre_roll_ms=s.integer("pre_roll_ms", pre_roll_default, 0, 2000),
+        conversation_timeout_s=s.number("conversation_timeout_s", d.conversation_timeout_s,
+                                        1, 3600),
+        chime=s.flag("chime", d.chime),
+        camera=s.text("camera", d.camera, ("conversation", "always")),
+    )
+    s.finish()
+    return listen
+
+
+def _legacy_mode(audio: AudioConfig) -> ListenMode:
+    if audio.push_to_talk:
+        return "push_to_talk"
+    return "vad_gate" if audio.vad_gate.enabled else "always"
+
+
+def _wake_words(s: Table, base_dir: Path) -> tuple[str | Path, ...]:
+    raw = s.get("wake_words", None)
+    if raw is None:
+        return ListenConfig().wake_words
+    if (not isinstance(raw, list) or not raw or len(raw) > MAX_WAKE_WORDS
+            or not all(isinstance(w, str) and w.strip() for w in raw)):
+        s.invalid("wake_words", f"must be a list of 1 to {MAX_WAKE_WORDS} wake words (a bundled "
+                  'model\'s name such as "okay_nabu", or the path of a model\'s .json)', raw)
+        return ListenConfig().wake_words
+    words: list[str | Path] = []
+    for i, text in enumerate(raw):
+        word: str | Path | None = text
+        if "/" in text or text.endswith((".json", ".tflite")):
+            word = _path(s, ("wake_words", i), base_dir, text)
+        if word is None:
+            continue
+        problem = wake_word_problem(word)
+        if problem is not None:
+            s.problem(("wake_words", i), problem)
+            continue
+        words.append(word)
+    return tuple(words) or ListenConfig().wake_words
+
+
 # -- [camera] -------------------------------------------------------------------------------
 
 # [camera] keys that set the stream for every source, even where a source reads them too.
@@ -413,7 +487,7 @@ def read_health(s: Table) -> HealthConfig:
     return health
 
 
-def _path(s: Table, key: str, base_dir: Path, text: str) -> Path | None:
+def _path(s: Table, key: str | KeyPath, base_dir: Path, text: str) -> Path | None:
     """A path from the config: ``~`` expanded, relative ones taken from the file's folder;
     None (a problem at ``key``) when it cannot name a file."""
     if "\0" in text:

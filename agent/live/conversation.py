@@ -12,6 +12,7 @@ cancelled by ``toolCallCancellation``, and ``stop()`` loses no message.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import (
     AsyncIterable,
@@ -65,6 +66,24 @@ class VoiceActivityDetector(Protocol):
     """Decides, chunk by chunk, whether the user is speaking (with its own hangover)."""
 
     def is_speech(self, chunk: bytes) -> bool: ...
+
+
+class WakeWord(Protocol):
+    """What a wake-word detector says it heard."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def probability(self) -> float: ...
+
+
+class WakeWordSpotter(Protocol):
+    """Listens to every chunk, while the conversation sleeps, for a wake word."""
+
+    def detect(self, chunk: bytes) -> WakeWord | None: ...
+
+    def reset(self) -> None: ...
 
 
 class ToolDispatcher(Protocol):
@@ -189,6 +208,8 @@ class ConversationStats:
     tool_cancellations: int = 0
     tool_calls_refused: int = 0
     frames_sent: int = 0
+    frames_held: int = 0
+    wakes: int = 0
     usage: LiveUsageMetadata | None = None
     user_transcript: TranscriptTail = field(default_factory=TranscriptTail)
     model_transcript: TranscriptTail = field(default_factory=TranscriptTail)
@@ -213,6 +234,17 @@ class AudioConversationController:
     def set_muted(self, muted: bool) -> None:
         self._runner.set_muted(muted)
 
+    @property
+    def awake(self) -> bool:
+        """Whether microphone audio may leave the device now: always, unless the conversation
+        listens for a wake word and none has been heard since it last went to sleep."""
+        return self._runner.awake
+
+    @property
+    def listening_for_wake_word(self) -> bool:
+        """Whether the conversation sleeps until a wake word."""
+        return self._runner.wake is not None
+
     async def stop(self) -> None:
         """Stop listening and playing, cancel running function calls. Idempotent."""
         await self._runner.stop()
@@ -236,12 +268,24 @@ async def start_audio_conversation(
     video: AsyncIterable[bytes] | None = None,
     video_mime_type: str = "image/jpeg",
     on_event: EventListener | None = None,
+    wake: WakeWordSpotter | None = None,
+    conversation_timeout_s: float = 10.0,
+    video_while_asleep: bool = False,
+    chime: bytes | None = None,
+    speaker_busy: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AudioConversationController:
     """Start a two-way audio conversation on ``session``.
 
     - ``vad``: send speech only (with ``pre_roll_ms`` of audio before it), and tell the service
       when the user stopped: ``audioStreamEnd``, or with ``client_activity_detection`` (the
       service's automatic activity detection disabled) ``activityStart``/``activityEnd``.
+    - ``wake``: send nothing until it hears a wake word; then the ``pre_roll_ms`` of audio
+      before the detection and everything after (through ``vad``, if given), until nobody has
+      spoken for ``conversation_timeout_s`` since the model's last turn ended and
+      ``speaker_busy()`` is false: the conversation sleeps again (``audioStreamEnd``). Video
+      frames are dropped while it sleeps unless ``video_while_asleep``; ``chime`` (24 kHz PCM)
+      plays at each wake; muting ends the conversation and cuts the model off.
     - ``video``: JPEG frames to send as they come (pace them at the source).
     - ``function_calling_handler``: runs each function call in its own task.
     """
@@ -268,8 +312,20 @@ async def start_audio_conversation(
         video_mime_type,
         on_event,
     )
+    if wake is not None:
+        runner.listen_for(wake, _WakePolicy(conversation_timeout_s, video_while_asleep, chime,
+                                            speaker_busy, clock))
     runner.start()
     return AudioConversationController(runner)
+
+
+@dataclass(frozen=True)
+class _WakePolicy:
+    timeout_s: float
+    video_while_asleep: bool
+    chime: bytes | None
+    speaker_busy: Callable[[], bool] | None
+    clock: Callable[[], float]
 
 
 class _Runner:
@@ -300,6 +356,12 @@ class _Runner:
         self.stats = ConversationStats()
         self.bad_input = BadInput()
         self.muted = False
+        self.wake: WakeWordSpotter | None = None
+        self.policy: _WakePolicy | None = None
+        self.awake = True
+        self._model_turn_open = False
+        self._cut_off = False  # the rest of the model's turn is not played
+        self._last_activity = 0.0
         self._speaking = False
         self._stream_open = False
         self._calls: dict[str, asyncio.Task[None]] = {}  # by id, for cancellations
@@ -307,6 +369,10 @@ class _Runner:
         self._refusals: set[asyncio.Task[None]] = set()  # answers to calls over the limit
         self._task: asyncio.Task[None] | None = None
         self._cleaned = False
+
+    def listen_for(self, wake: WakeWordSpotter, policy: _WakePolicy) -> None:
+        """Sleep until ``wake`` hears a wake word (before ``start()``)."""
+        self.wake, self.policy, self.awake = wake, policy, False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -360,6 +426,10 @@ class _Runner:
             self.muted = muted
             log.info("conversation.mute", muted=muted)
             self._emit("mute", muted=muted)
+            if muted and self.wake is not None:
+                # The button cuts the model off; the microphone loop puts it to sleep.
+                self._cut_off = self._model_turn_open
+                self.sink.flush()
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self.on_event is not None:
@@ -375,7 +445,14 @@ class _Runner:
             if self.muted:
                 await self._end_speech()
                 await self._pause_stream()
+                if self.awake and self.wake is not None:
+                    await self._fall_asleep("muted")
                 continue
+            if self.wake is not None:
+                if self.awake and self._idle_too_long():
+                    await self._fall_asleep("timeout")
+                if not self.awake and not await self._heard_wake_word(chunk):
+                    continue
             if self.vad is None:
                 await self._send_chunk(chunk)
                 continue
@@ -390,6 +467,58 @@ class _Runner:
                 self.stats.chunks_gated += 1
         await self._end_speech()
         await self._pause_stream()  # the source ended (a file, an unplugged device)
+
+    # -- wake word --------------------------------------------------------------------------------
+
+    async def _heard_wake_word(self, chunk: bytes) -> bool:
+        """Listen to one chunk while asleep; on a wake word, wake up and send the pre-roll."""
+        assert self.wake is not None and self.policy is not None
+        heard = self.wake.detect(chunk)
+        if heard is None:
+            if self.pre_roll_chunks:
+                self.pre_roll.append(chunk)
+            self.stats.chunks_gated += 1
+            return False
+        self.awake = True
+        self.stats.wakes += 1
+        self._last_activity = self.policy.clock()
+        log.info("conversation.wake", wake_word=heard.name, probability=heard.probability,
+                 pre_roll_chunks=len(self.pre_roll))
+        self._emit("listen.wake", wake_word=heard.name, probability=heard.probability)
+        if self.policy.chime is not None:
+            try:
+                self.sink.write(self.policy.chime, AUDIO_OUTPUT_RATE)
+            except Exception as exc:
+                log.warning("conversation.chime_failed", error=f"{type(exc).__name__}: {exc}")
+        if self.vad is None:  # with a speech gate, its onset sends the pre-roll
+            while self.pre_roll:
+                self.stats.chunks_gated -= 1
+                await self._send_chunk(self.pre_roll.popleft())
+        return True
+
+    def _idle_too_long(self) -> bool:
+        """Nobody has spoken since the model's last turn ended, for the timeout."""
+        assert self.policy is not None
+        now = self.policy.clock()
+        busy = self.policy.speaker_busy
+        if self._model_turn_open or self._speaking or (busy is not None and busy()):
+            self._last_activity = now
+            return False
+        return now - self._last_activity > self.policy.timeout_s
+
+    async def _fall_asleep(self, reason: str) -> None:
+        assert self.wake is not None
+        self.awake = False
+        await self._end_speech()
+        await self._pause_stream()
+        self.wake.reset()
+        self.pre_roll.clear()
+        log.info("conversation.sleep", reason=reason)
+        self._emit("listen.sleep", reason=reason)
+
+    def _note_activity(self) -> None:
+        if self.policy is not None:
+            self._last_activity = self.policy.clock()
 
     async def _pause_stream(self) -> None:
         """Tell the service the audio stream paused, so it does not wait for more of a turn."""
@@ -425,6 +554,9 @@ class _Runner:
 
     async def _camera(self, frames: AsyncIterable[bytes]) -> None:
         async for jpeg in frames:
+            if not self.awake and self.policy is not None and not self.policy.video_while_asleep:
+                self.stats.frames_held += 1
+                continue
             await self.session.send_video_realtime(
                 GenerativeContentBlob(self.video_mime_type, jpeg)
             )
@@ -456,11 +588,18 @@ class _Runner:
             self.stats.usage = message
 
     def _on_content(self, message: LiveServerContent) -> None:
+        ended = bool(message.turn_complete or message.interrupted)
+        if self.policy is not None:
+            self._note_activity()
+            if ended:
+                self._model_turn_open = self._cut_off = False
+            elif message.audio_chunks() or message.text or message.output_transcription:
+                self._model_turn_open = True
         if message.interrupted:
             self.sink.flush()  # barge-in: drop what is queued at once
             self.stats.interruptions += 1
             self._emit("model.interrupted")
-        for blob in message.audio_chunks():
+        for blob in message.audio_chunks() if not self._cut_off else ():
             try:
                 pcm = blob.as_bytes()
                 if len(pcm) % 2:

@@ -52,7 +52,8 @@ class Agent:
             raise AssertionError(f"timed out waiting for {what}; last logs:\n{tail}") from None
 
 
-async def start_agent(config: Path, tmp: Path, **env: str) -> Agent:
+async def start_agent(config: Path, tmp: Path, *, pass_fds: tuple[int, ...] = (),
+                      **env: str) -> Agent:
     notify_path = tmp / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
@@ -62,7 +63,7 @@ async def start_agent(config: Path, tmp: Path, **env: str) -> Agent:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agent.cli", "run", "--config", str(config),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env=environ, limit=1 << 20,
+        stderr=asyncio.subprocess.PIPE, env=environ, limit=1 << 20, pass_fds=pass_fds,
     )  # fmt: skip
     agent = Agent(process, notify)
     agent.tasks = [  # type: ignore[attr-defined]

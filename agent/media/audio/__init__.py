@@ -7,7 +7,7 @@ S16LE with ``write()`` and drop everything queued with ``flush()``. Real devices
 interchangeable. A mic's native format is a :class:`CaptureFormat`, usually read from one of the
 shipped profiles with :func:`load_mic_profile`. :func:`apply_echo_policy` keeps the model from
 hearing itself (see :mod:`agent.media.audio.echo`); :class:`EnergySpeechDetector` tells speech
-from background noise.
+from background noise; :class:`MicroWakeWordDetector` listens for wake words.
 """
 
 from agent.media.audio.capture import AudioCapture
@@ -23,6 +23,15 @@ from agent.media.audio.mics import (
 from agent.media.audio.playback import AudioPlayback
 from agent.media.audio.sim import NullSink, SilenceSource, ToneSource, WavFileSink, WavFileSource
 from agent.media.audio.speech import EnergySpeechDetector
+from agent.media.audio.wakeword import (
+    MicroWakeWordDetector,
+    WakeDetection,
+    WakeWordDetector,
+    WakeWordError,
+    bundled_wake_words,
+    wake_chime,
+    wake_word_problem,
+)
 from agent.media.audio.wavfile import WavFormatError
 
 __all__ = [
@@ -34,15 +43,22 @@ __all__ = [
     "EnergySpeechDetector",
     "HalfDuplexGate",
     "MicProfileError",
+    "MicroWakeWordDetector",
     "NullSink",
     "SilenceSource",
     "ToneSource",
+    "WakeDetection",
+    "WakeWordDetector",
+    "WakeWordError",
     "WavFileSink",
     "WavFileSource",
     "WavFormatError",
     "apply_echo_policy",
     "available_mic_profiles",
+    "bundled_wake_words",
     "list_audio_devices",
     "load_mic_profile",
     "mic_capture_format",
+    "wake_chime",
+    "wake_word_problem",
 ]

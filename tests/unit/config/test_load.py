@@ -53,7 +53,7 @@ def test_every_key_the_parser_knows_is_in_the_example() -> None:
     """The example documents every key: written, or commented out with its default."""
     text = example_config_text()
     config = AgentConfig()
-    for section in ("live", "reconnect", "audio", "camera", "logging", "health"):
+    for section in ("live", "reconnect", "audio", "listen", "camera", "logging", "health"):
         for field in dataclasses.fields(getattr(config, section)):
             name = {"vad": "[live.vad]", "compression": "[live.compression]",
                     "credentials": "[live.credentials]", "vad_gate": "[audio.vad_gate]",
