@@ -41,6 +41,10 @@ class EmulatorConfig:
     tls: bool = False
     cert_dir: Path | None = None
     api_key: str | None = None  # None: any non-empty credential is accepted
+    check_tokens: bool = False  # Bearer and ephemeral tokens must be issued here and valid
+    require_app_check: bool = False  # X-Firebase-AppCheck present, issued here and valid
+    require_firebase_auth: bool = False  # Authorization: Firebase <ID token issued here>
+    rest: bool = False  # serve the token endpoints (agent.emulator.rest) on rest_url
     models: tuple[str, ...] | None = None  # accepted model ids (None: any well-formed name)
     scenario: Scenario | None = None
 

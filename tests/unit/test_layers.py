@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "tools": set(),
     "emulator": set(),  # its own codec: an oracle independent of the client's
     "config": {"tools", "media", "logs"},  # read against their registries; builds nothing
-    "build": {"config", "live", "media", "tools", "emulator"},
+    "build": {"config", "live", "media", "tools", "emulator", "logs"},  # redacts new tokens
     "logs": set(),
     "systemd": {"logs"},  # STATUS= is public: it goes through the logs' redaction
     "allocator": set(),
