@@ -108,4 +108,8 @@ def live_credentials(config: AgentConfig, key: str, key_file: Path | None) -> Li
     if creds.source == "key" and key_file is not None:
         file = SecretFile(key_file, ("live", "credentials", "api_key_file"))
         primary = keep(KeyFileProvider(file), config, "live.key")
+    elif creds.source == "google":
+        from agent.live.vertex_auth import GoogleAuthProvider
+
+        primary = keep(GoogleAuthProvider(creds.service_account_file), config, "live.vertex")
     return LiveCredentials(primary)

@@ -13,10 +13,10 @@
   (``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``), as google-auth asks for one.
   The assertion's signature is not checked: the emulator holds no public keys.
 
-Lifetimes are ``token_lifetimes`` (seconds of wall-clock time). It is plain HTTP/1.1 on
-asyncio, one request per connection, bounded: `MAX_HEAD_BYTES` of request line and headers,
-`MAX_BODY_BYTES` of body, `READ_TIMEOUT_S` to send them. Errors are the Google APIs' JSON
-error shape.
+Lifetimes are ``EmulatorConfig.token_lifetimes`` (seconds of wall-clock time). It is plain
+HTTP/1.1 on asyncio, one request per connection, bounded: `MAX_HEAD_BYTES` of request line
+and headers, `MAX_BODY_BYTES` of body, `READ_TIMEOUT_S` to send them. Errors are the Google
+APIs' JSON error shape.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import contextlib
 import json
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,23 +33,13 @@ from urllib.parse import parse_qs
 import structlog
 
 from agent.emulator.auth import Authority, Issued
+from agent.emulator.config import TokenLifetimes
 
 log = structlog.get_logger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 256 * 1024
 READ_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class TokenLifetimes:
-    """Seconds each kind of token lives (wall clock)."""
-
-    access: float = 3600.0
-    id_token: float = 3600.0
-    app_check: float = 3600.0
-    ephemeral_default: float = 1800.0
-    ephemeral_new_session_default: float = 60.0
 
 
 class HttpError(Exception):

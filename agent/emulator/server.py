@@ -23,7 +23,7 @@ from agent.emulator.config import EmulatorConfig
 from agent.emulator.connection import LiveConnection
 from agent.emulator.faults import HANDSHAKE_KINDS, Fault, FaultKind
 from agent.emulator.recording import EmulatorStats, Recordings
-from agent.emulator.rest import RestServer, TokenLifetimes
+from agent.emulator.rest import RestServer
 from agent.emulator.routes import Route, extract_credentials, match_route
 from agent.emulator.sessions import SessionStore
 from agent.emulator.tls import make_certificate, server_context
@@ -103,7 +103,7 @@ class Emulator:
             server_header=None,
         )
         if self.config.rest:
-            self.rest = RestServer(self.auth, TokenLifetimes(), self.config.host)
+            self.rest = RestServer(self.auth, self.config.token_lifetimes, self.config.host)
             await self.rest.start()
         log.info("emulator.started", url=self.url, tls=self.config.tls)
 
