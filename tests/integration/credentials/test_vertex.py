@@ -29,8 +29,8 @@ def vertex_session(emulator: Emulator, kept: KeptCredential) -> ResilientSession
                                                 model="gemini-live-2.5-flash"), FAST)
 
 
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
+async def until(predicate) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(10.0):
         while not predicate():
             await asyncio.sleep(0.01)
 
