@@ -1,4 +1,5 @@
-"""The ``edge-agent`` command: run | demo | check-config | devices | emulator | version."""
+"""The ``edge-agent`` command: run | demo | check-config | devices | emulator | token-server |
+version."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(emulator)
 
+    token_server = commands.add_parser(
+        "token-server", help="mint ephemeral tokens for devices (on the owner's machine)")
+    if command == "token-server":
+        from agent.token_server.cli import add_arguments as add_token_server_arguments
+
+        add_token_server_arguments(token_server)
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "devices": cmd_devices,
         "emulator": cmd_emulator,
+        "token-server": cmd_token_server,
         "version": cmd_version,
     }
     return handlers[command](args)
@@ -193,6 +202,14 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
     configure_logging("info", "auto")
     return _run_loop(emulator_cli.run(args))
+
+
+def cmd_token_server(args: argparse.Namespace) -> int:
+    from agent.logs import configure_logging
+    from agent.token_server import cli as token_server_cli
+
+    configure_logging("info", "auto")
+    return token_server_cli.run(args)
 
 
 def cmd_version(args: argparse.Namespace) -> int:

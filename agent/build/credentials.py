@@ -112,4 +112,24 @@ def live_credentials(config: AgentConfig, key: str, key_file: Path | None) -> Li
         from agent.live.vertex_auth import GoogleAuthProvider
 
         primary = keep(GoogleAuthProvider(creds.service_account_file), config, "live.vertex")
+    elif creds.source == "token-server":
+        primary = keep(_token_server(config), config, "live.ephemeral")
     return LiveCredentials(primary)
+
+
+def _token_server(config: AgentConfig) -> CredentialProvider:
+    from agent.live.token_client import TokenServerProvider
+
+    creds = config.live.credentials
+    assert creds.token_url and creds.device_id and creds.device_secret_file  # config checked
+    file = SecretFile(creds.device_secret_file, ("live", "credentials", "device_secret_file"),
+                      what="device secret file")
+
+    def secret() -> str:
+        value = file.read()
+        register_secret(value, slot="live.device_secret")
+        return value
+
+    return TokenServerProvider(creds.token_url, creds.device_id, secret,
+                               secret_file=creds.device_secret_file,
+                               ca_file=creds.token_ca_file)

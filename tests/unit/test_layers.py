@@ -22,7 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "allocator": set(),
     "daemon": {"build", "config", "live", "logs", "systemd", "tools", "emulator"},
     "demo": {"config", "daemon", "emulator"},
-    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools"},
+    "token_server": {"logs"},  # the owner's machine: holds the key, mints tokens
+    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools",
+            "token_server"},
 }
 
 
