@@ -114,7 +114,32 @@ def live_credentials(config: AgentConfig, key: str, key_file: Path | None) -> Li
         primary = keep(GoogleAuthProvider(creds.service_account_file), config, "live.vertex")
     elif creds.source == "token-server":
         primary = keep(_token_server(config), config, "live.ephemeral")
-    return LiveCredentials(primary)
+    app_check: KeptCredential | None = None
+    auth: KeptCredential | None = None
+    if creds.app_check_url is not None or creds.app_check_command is not None:
+        from agent.live.firebase_tokens import AppCheckProvider
+
+        app_check = keep(AppCheckProvider(url=creds.app_check_url,
+                                          command=creds.app_check_command),
+                         config, "live.app_check")
+    if creds.firebase_auth is not None:
+        auth = keep(_firebase_auth(config, primary), config, "live.firebase_id")
+    return LiveCredentials(primary, app_check, auth)
+
+
+def _firebase_auth(config: AgentConfig, api_key: Secret) -> CredentialProvider:
+    from agent.live.firebase_tokens import FirebaseAuthProvider
+
+    creds = config.live.credentials
+    custom = None
+    if creds.firebase_auth == "custom-token":
+        assert creds.custom_token_file is not None  # config checked
+        custom = SecretFile(creds.custom_token_file,
+                            ("live", "credentials", "custom_token_file"),
+                            what="custom token file").read
+    key = api_key if callable(api_key) else (lambda: api_key)
+    return FirebaseAuthProvider(key, custom_token=custom,
+                                on_secret=lambda v: register_secret(v, slot="live.refresh"))
 
 
 def _token_server(config: AgentConfig) -> CredentialProvider:
