@@ -11,6 +11,7 @@ hold credentials.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import ssl
 import urllib.error
@@ -63,9 +64,8 @@ def request_json(
     )
     for name, value in headers.items():
         request.add_header(name, value)
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     opener = urllib.request.build_opener(
-        _NoRedirect(), urllib.request.HTTPSHandler(context=context)
+        _NoRedirect(), urllib.request.HTTPSHandler(context=_tls_context(ca_file))
     )
     try:
         with opener.open(request, timeout=timeout_s) as response:
@@ -99,6 +99,13 @@ def request_json(
             LiveErrorCode.PARSE_FAILED, f"{shown} did not answer with a JSON object."
         )
     return answer
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """One context per trust store: loading the system's CAs costs tens of milliseconds, which
+    would add to every reconnection."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 async def fetch_json(
