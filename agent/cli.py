@@ -144,6 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from agent.config import ConfigError, load_api_key
+    from agent.config.credentials import credential_file_problems
     from agent.logs import configure_logging
 
     configure_logging("warning", "console")  # a key file others can read is worth a warning
@@ -151,13 +152,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     _print(f"{config.source}: OK")
-    if config.live.backend != "emulator":
+    source = config.live.credentials.source
+    if config.live.backend != "emulator" and source == "key":
         try:
             load_api_key(config)
             _print("API key: found")
         except ConfigError as exc:
             for problem in exc.problems:
                 _print(f"warning: {problem}", file=sys.stderr)
+    elif source != "key":
+        _print(f"credentials: {source} (fetched when the agent connects)")
+    for problem in credential_file_problems(config):
+        _print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 

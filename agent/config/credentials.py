@@ -30,8 +30,9 @@ from agent.config.model import AgentConfig, LiveConfig
 from agent.config.problems import ConfigError, ConfigProblem, KeyPath
 from agent.logs import register_secret
 
-__all__ = ["EMULATOR_API_KEY", "MAX_KEY_CHARS", "MissingCredentialError", "find_api_key",
-           "load_api_key", "normalise_key", "read_secret_file"]
+__all__ = ["EMULATOR_API_KEY", "MAX_KEY_CHARS", "MissingCredentialError",
+           "credential_file_problems", "find_api_key", "load_api_key", "normalise_key",
+           "read_secret_file"]
 
 log = structlog.get_logger(__name__)
 
@@ -150,6 +151,33 @@ def read_secret_file(path: Path, key_path: KeyPath, *, what: str = "key file") -
     if text is None:
         raise _key_error(None, key_path, looked[0] if looked else f"{path}: empty")
     return text
+
+
+def credential_file_problems(config: AgentConfig) -> list[ConfigProblem]:
+    """What is wrong with the credential files ``config`` names besides the API key: the
+    service account key, the device secret, the Firebase custom token (for check-config)."""
+    creds = config.live.credentials
+    wanted: list[tuple[Path | None, str, str]] = [
+        (creds.service_account_file, "service_account_file", "service account key file"),
+        (creds.device_secret_file, "device_secret_file", "device secret file"),
+        (creds.custom_token_file, "custom_token_file", "custom token file"),
+        (creds.token_ca_file, "token_ca_file", "CA file"),
+    ]
+    problems: list[ConfigProblem] = []
+    for path, key, what in wanted:
+        if path is None:
+            continue
+        try:
+            if key in ("service_account_file", "token_ca_file"):
+                read_bounded(path, 64 * 1024, what=what)
+            else:
+                read_secret_file(path, ("live", "credentials", key), what=what)
+        except FileProblem as exc:
+            problems.append(ConfigProblem(f"{path}: {exc}", ("live", "credentials", key),
+                                          file=str(config.source) if config.source else None))
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
 
 
 def _read_key(path: Path, looked: list[str], source: Path | None, *,
