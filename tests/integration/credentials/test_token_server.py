@@ -198,3 +198,16 @@ async def test_a_rotated_device_secret_is_used_from_the_next_token(
         write_devices(server.devices_file, kitchen=[secret_hash(new)])
         assert (await post(server, basic("kitchen", old)))[0] == 401
         assert (await post(server, basic("kitchen", new)))[0] == 200
+
+
+async def test_a_token_server_with_a_refused_key_answers_502_and_devices_retry(
+        emulator: Emulator, tmp_path: Path) -> None:
+    with token_server(tmp_path, emulator.rest_url) as server:
+        server.settings.api_key_file.write_text("AIzaSyTHEwrongKEYputONtheSERVERbyMISTAKE\n")
+        secret = server.device_secret_file.read_text().strip()
+        status, body, text = await post(server, basic("kitchen", secret))
+        assert (status, body) == (502, {"error": "no token could be minted now"})
+        assert "Retry-After: 5" in text
+        with pytest.raises(LiveSessionError) as caught:
+            await provider(server).fetch()
+        assert caught.value.http_status == 502 and not caught.value.permanent
