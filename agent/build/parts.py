@@ -32,7 +32,7 @@ from agent.build.devices import (
     with_echo_policy,
 )
 from agent.build.live import make_model, reconnect_policy
-from agent.config import AgentConfig, find_api_key
+from agent.config import AgentConfig, ConfigError, find_api_key
 from agent.live.conversation import AudioSource, VoiceActivityDetector
 from agent.live.resilient import ResilientSession, SessionStats
 from agent.media.camera import CameraStream
@@ -246,8 +246,14 @@ class Builder:
 
     def _credential(self, config: AgentConfig) -> LiveCredentials:
         given, self._api_key = self._api_key, None  # the first build uses the key it was given
-        key, key_file = find_api_key(config)
-        return live_credentials(config, given if given is not None else key, key_file)
+        if given is None:
+            key, key_file = find_api_key(config)
+            return live_credentials(config, key, key_file)
+        try:  # the file it came from, if any, is watched for a new key
+            key, key_file = find_api_key(config)
+        except ConfigError:
+            key, key_file = given, None
+        return live_credentials(config, given, key_file if key == given else None)
 
     def _registry(self, config: AgentConfig) -> tuple[ToolRegistry, Undo]:
         registry = ToolRegistry.from_config(config.gpio)

@@ -67,3 +67,17 @@ async def test_firebase_tokens_reach_the_backend_and_are_redacted(tmp_path: Path
     assert kept_credentials(model.backend) == [creds.app_check, creds.auth]
     await creds.app_check.ready()
     assert "app-check-token-value-123" not in redact_text("sent app-check-token-value-123")
+
+
+def test_the_key_the_daemon_was_given_is_watched_in_its_file(tmp_path: Path) -> None:
+    from agent.build.parts import Builder
+
+    (tmp_path / "api-key").write_text("a-key-from-the-file-" + "k" * 20)
+    (tmp_path / "api-key").chmod(0o600)
+    agent = config('[live.credentials]\napi_key_file = "api-key"\n', tmp_path)
+    given = find_api_key(agent, environ={})[0]
+    primary = Builder(api_key=given)._credential(agent).primary
+    assert isinstance(primary, KeptCredential)
+    assert isinstance(primary.provider, KeyFileProvider)
+    other = Builder(api_key="a-key-from-elsewhere-" + "x" * 20)._credential(agent).primary
+    assert other == "a-key-from-elsewhere-" + "x" * 20
