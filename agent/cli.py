@@ -1,4 +1,5 @@
-"""The ``edge-agent`` command: run | demo | check-config | devices | emulator | version."""
+"""The ``edge-agent`` command: run | demo | check-config | devices | emulator | token-server |
+version."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(emulator)
 
+    token_server = commands.add_parser(
+        "token-server", help="mint ephemeral tokens for devices (on the owner's machine)")
+    if command == "token-server":
+        from agent.token_server.cli import add_arguments as add_token_server_arguments
+
+        add_token_server_arguments(token_server)
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "devices": cmd_devices,
         "emulator": cmd_emulator,
+        "token-server": cmd_token_server,
         "version": cmd_version,
     }
     return handlers[command](args)
@@ -140,6 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from agent.config import ConfigError, load_api_key
+    from agent.config.credentials import credential_file_problems
     from agent.logs import configure_logging
 
     configure_logging("warning", "console")  # a key file others can read is worth a warning
@@ -147,13 +157,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     _print(f"{config.source}: OK")
-    if config.live.backend != "emulator":
+    source = config.live.credentials.source
+    if config.live.backend != "emulator" and source == "key":
         try:
             load_api_key(config)
             _print("API key: found")
         except ConfigError as exc:
             for problem in exc.problems:
                 _print(f"warning: {problem}", file=sys.stderr)
+    elif source != "key":
+        _print(f"credentials: {source} (fetched when the agent connects)")
+    for problem in credential_file_problems(config):
+        _print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 
@@ -198,6 +213,14 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
     configure_logging("info", "auto")
     return _run_loop(emulator_cli.run(args))
+
+
+def cmd_token_server(args: argparse.Namespace) -> int:
+    from agent.logs import configure_logging
+    from agent.token_server import cli as token_server_cli
+
+    configure_logging("info", "auto")
+    return token_server_cli.run(args)
 
 
 def cmd_version(args: argparse.Namespace) -> int:

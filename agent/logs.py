@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 from urllib.parse import quote, quote_plus
@@ -83,15 +84,20 @@ _PLAIN = (int, float, bool, type(None))
 _OWN_FIELDS = frozenset({"timestamp", "level", "logger"})  # added by the pipeline itself
 
 _registered: set[str] = set()
+_slots: dict[str, deque[frozenset[str]]] = {}
+SLOT_KEEP = 4
+"""Values kept per slot of rotating credentials (slots are names in the code: bounded)."""
 _registered_pattern: re.Pattern[str] | None = None
 _registry_lock = threading.Lock()
 _stream: TextIO | None = None
 
 
-def register_secret(value: str) -> None:
+def register_secret(value: str, *, slot: str | None = None) -> None:
     """Redact ``value`` wherever it appears in a log line from now on, as written and in its
     URL-encoded and base64 forms (keys shorter than 8 characters are ignored: they would
-    redact ordinary words)."""
+    redact ordinary words). A credential that is replaced while the agent runs (an access
+    token, an ephemeral token) names its ``slot``: the newest `SLOT_KEEP` values of a slot are
+    kept, so the registry stays bounded however often tokens are refreshed."""
     global _registered_pattern
     value = value.strip()
     if len(value) < 8:
@@ -101,8 +107,14 @@ def register_secret(value: str) -> None:
              base64.b64encode(raw).decode().rstrip("="),
              base64.urlsafe_b64encode(raw).decode().rstrip("=")}
     with _registry_lock:
-        _registered.update(forms)
-        ordered = sorted(_registered, key=len, reverse=True)
+        if slot is None:
+            _registered.update(forms)
+        else:
+            _slots.setdefault(slot, deque(maxlen=SLOT_KEEP)).append(frozenset(forms))
+        everything = set(_registered)
+        for values in _slots.values():
+            everything.update(*values)
+        ordered = sorted(everything, key=len, reverse=True)
         _registered_pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 

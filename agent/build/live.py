@@ -23,6 +23,7 @@ from agent.live.model import (
     FirebaseVertexAIBackend,
     GeminiDeveloperBackend,
     LiveGenerativeModel,
+    Secret,
     VertexAIBackend,
 )
 from agent.live.resilient import ReconnectPolicy
@@ -107,10 +108,12 @@ def connect_options(live: LiveConfig) -> ConnectOptions:
     return ConnectOptions(timeout=live.connect_timeout_s)
 
 
-def make_backend(live: LiveConfig, api_key: str, *, endpoint: str | None = None) -> Backend:
+def make_backend(live: LiveConfig, api_key: Secret, *, endpoint: str | None = None,
+                 app_check: Secret | None = None, auth: Secret | None = None) -> Backend:
     """The backend for ``live.backend``, authenticated with ``api_key`` (for ``vertex``, an
-    access token). ``endpoint`` overrides ``live.endpoint`` (the daemon passes the address of
-    an in-process emulator).
+    access token; for ``gemini``, possibly an ephemeral token), and for the Firebase backends
+    with the ``app_check`` and ``auth`` tokens. ``endpoint`` overrides ``live.endpoint`` (the
+    daemon passes the address of an in-process emulator).
 
     Raises:
         ValueError: ``emulator`` with no endpoint from either place.
@@ -133,7 +136,8 @@ def make_backend(live: LiveConfig, api_key: str, *, endpoint: str | None = None)
         )
     elif live.backend == "firebase-google":
         backend = FirebaseGoogleAIBackend(
-            api_key=api_key, project_id=project, app_id=live.app_id, endpoint=url
+            api_key=api_key, project_id=project, app_id=live.app_id, endpoint=url,
+            app_check_token=app_check, auth_token=auth,
         )
     else:
         backend = FirebaseVertexAIBackend(
@@ -142,16 +146,20 @@ def make_backend(live: LiveConfig, api_key: str, *, endpoint: str | None = None)
             location=live.location,
             app_id=live.app_id,
             endpoint=url,
+            app_check_token=app_check,
+            auth_token=auth,
         )
     return backend
 
 
 def make_model(
     config: AgentConfig,
-    api_key: str,
+    api_key: Secret,
     *,
     function_declarations: Sequence[Mapping[str, Any]] = (),
     endpoint: str | None = None,
+    app_check: Secret | None = None,
+    auth: Secret | None = None,
 ) -> LiveGenerativeModel:
     """The model to connect to, with every ``[live]`` setting and the tools' declarations
     (``ToolRegistry.declarations()``). Compression is left to `reconnect_policy`."""
@@ -162,7 +170,7 @@ def make_model(
         else None
     )
     return LiveGenerativeModel(
-        backend=make_backend(live, api_key, endpoint=endpoint),
+        backend=make_backend(live, api_key, endpoint=endpoint, app_check=app_check, auth=auth),
         model=live.model,
         generation_config=generation_config(live),
         tools=tools,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 
+from agent.build.credentials import LiveCredentials, live_credentials
 from agent.build.devices import (
     Microphone,
     Speaker,
@@ -32,7 +33,7 @@ from agent.build.devices import (
     with_echo_policy,
 )
 from agent.build.live import make_model, reconnect_policy
-from agent.config import AgentConfig, load_api_key
+from agent.config import AgentConfig, ConfigError, find_api_key
 from agent.live.conversation import AudioSource, VoiceActivityDetector, WakeWordSpotter
 from agent.live.resilient import ResilientSession, SessionStats
 from agent.media.audio import wake_chime
@@ -234,7 +235,7 @@ class Builder:
             return True
 
         try:
-            api_key = "" if reused("session") else self._credential(config)
+            credentials = LiveCredentials("") if reused("session") else self._credential(config)
             registry = old.registry if old is not None and reused("gpio") else take(
                 "gpio", *self._registry(config))
             speaker = old.speaker if old is not None and reused("speaker") else take(
@@ -246,7 +247,7 @@ class Builder:
             emulator = old.emulator if old is not None and reused("emulator") else take(
                 "emulator", *await self._emulator(config))
             session = old.session if old is not None and reused("session") else take(
-                "session", *await self._session(config, registry, emulator, api_key, handle))
+                "session", *await self._session(config, registry, emulator, credentials, handle))
         except BaseException:
             for name in reversed(built):
                 with contextlib.suppress(Exception):
@@ -254,9 +255,16 @@ class Builder:
             raise
         return Parts(config, registry, speaker, microphone, camera, emulator, session, stops)
 
-    def _credential(self, config: AgentConfig) -> str:
-        key, self._api_key = self._api_key, None  # the first build uses the key it was given
-        return key if key is not None else load_api_key(config)
+    def _credential(self, config: AgentConfig) -> LiveCredentials:
+        given, self._api_key = self._api_key, None  # the first build uses the key it was given
+        if given is None:
+            key, key_file = find_api_key(config)
+            return live_credentials(config, key, key_file)
+        try:  # the file it came from, if any, is watched for a new key
+            key, key_file = find_api_key(config)
+        except ConfigError:
+            key, key_file = given, None
+        return live_credentials(config, given, key_file if key == given else None)
 
     def _registry(self, config: AgentConfig) -> tuple[ToolRegistry, Undo]:
         registry = ToolRegistry.from_config(config.gpio)
@@ -275,10 +283,12 @@ class Builder:
         return emulator, emulator.close
 
     async def _session(self, config: AgentConfig, registry: ToolRegistry,
-                       emulator: Emulator | None, api_key: str, handle: str | None,
-                       ) -> tuple[ResilientSession, Undo]:
-        model = make_model(config, api_key, function_declarations=registry.declarations(),
-                           endpoint=emulator.url if emulator is not None else None)
+                       emulator: Emulator | None, credentials: LiveCredentials,
+                       handle: str | None) -> tuple[ResilientSession, Undo]:
+        model = make_model(config, credentials.primary,
+                           function_declarations=registry.declarations(),
+                           endpoint=emulator.url if emulator is not None else None,
+                           app_check=credentials.app_check, auth=credentials.auth)
         session = ResilientSession(model, reconnect_policy(config))
         session.handle = handle
         if self._on_session_state is not None:

@@ -29,7 +29,12 @@ problems), `lines` (key -> line), `problems`, `model` (the dataclasses), `media`
 reads from the media layer), `credentials` (the API key, never in the file).
 """
 
-from agent.config.credentials import EMULATOR_API_KEY, MissingCredentialError, load_api_key
+from agent.config.credentials import (
+    EMULATOR_API_KEY,
+    MissingCredentialError,
+    find_api_key,
+    load_api_key,
+)
 from agent.config.document import SECTIONS
 from agent.config.load import (
     CONFIG_ENV,
@@ -89,6 +94,7 @@ __all__ = [
     "diff_sections",
     "example_config_path",
     "example_config_text",
+    "find_api_key",
     "format_key",
     "load_api_key",
     "load_config",

@@ -30,8 +30,9 @@ from agent.config.model import AgentConfig, LiveConfig
 from agent.config.problems import ConfigError, ConfigProblem, KeyPath
 from agent.logs import register_secret
 
-__all__ = ["EMULATOR_API_KEY", "MAX_KEY_CHARS", "MissingCredentialError", "load_api_key",
-           "normalise_key"]
+__all__ = ["EMULATOR_API_KEY", "MAX_KEY_CHARS", "MissingCredentialError",
+           "credential_file_problems", "find_api_key", "load_api_key", "normalise_key",
+           "read_secret_file"]
 
 log = structlog.get_logger(__name__)
 
@@ -66,21 +67,32 @@ def load_api_key(config: AgentConfig | LiveConfig, *,
             which gets `EMULATOR_API_KEY`).
         ConfigError: a key file exists but cannot be used (unreadable, several lines).
     """
+    return find_api_key(config, environ=environ)[0]
+
+
+def find_api_key(config: AgentConfig | LiveConfig, *,
+                 environ: Mapping[str, str] | None = None) -> tuple[str, Path | None]:
+    """`load_api_key`, and the file the key was read from (None: the environment or the
+    emulator's default), which is read again when it changes."""
     live = config.live if isinstance(config, AgentConfig) else config
     source = config.source if isinstance(config, AgentConfig) else None
     env = os.environ if environ is None else environ
     creds = live.credentials
+    if creds.source != "key":  # google-auth or the token server: no key on the device
+        return "", None
     looked: list[str] = []
     key: str | None = None
     origin = ""
+    path: Path | None = None
     if creds.api_key_file is not None:
         key = _read_key(creds.api_key_file, looked, source, check_mode=True,
                         key_path=("live", "credentials", "api_key_file"))
-        origin = "file"
+        origin, path = "file", creds.api_key_file
     if key is None and creds.credential:
         directory = env.get("CREDENTIALS_DIRECTORY")
         if directory:
-            key = _read_key(Path(directory) / creds.credential, looked, source,
+            path = Path(directory) / creds.credential
+            key = _read_key(path, looked, source,
                             check_mode=False, key_path=("live", "credentials", "credential"))
             origin = "credential"
         else:
@@ -92,17 +104,17 @@ def load_api_key(config: AgentConfig | LiveConfig, *,
         value = normalise_key(value[: MAX_KEY_CHARS * 2], where, source,
                               ("live", "credentials", "env"))
         if value:
-            key, origin = value, "environment"
+            key, origin, path = value, "environment", None
         else:
             looked.append(f"environment variable {creds.env} ("
                           + ("empty" if creds.env in env else "not set") + ")")
     if key is None:
         if live.backend == "emulator":
-            return EMULATOR_API_KEY
+            return EMULATOR_API_KEY, None
         raise MissingCredentialError(looked, source)
     register_secret(key)
     log.info("config.api_key_loaded", origin=origin, backend=live.backend)
-    return key
+    return key, path
 
 
 def normalise_key(raw: str, where: str, source: Path | None, key_path: KeyPath) -> str:
@@ -128,10 +140,50 @@ def normalise_key(raw: str, where: str, source: Path | None, key_path: KeyPath) 
     return text
 
 
+def read_secret_file(path: Path, key_path: KeyPath, *, what: str = "key file") -> str:
+    """A secret read from ``path`` (bounded, normalised as a key is).
+
+    Raises:
+        ConfigError: missing, unreadable, empty, or not a key (the message never quotes it).
+    """
+    looked: list[str] = []
+    text = _read_key(path, looked, None, check_mode=True, key_path=key_path, what=what)
+    if text is None:
+        raise _key_error(None, key_path, looked[0] if looked else f"{path}: empty")
+    return text
+
+
+def credential_file_problems(config: AgentConfig) -> list[ConfigProblem]:
+    """What is wrong with the credential files ``config`` names besides the API key: the
+    service account key, the device secret, the Firebase custom token (for check-config)."""
+    creds = config.live.credentials
+    wanted: list[tuple[Path | None, str, str]] = [
+        (creds.service_account_file, "service_account_file", "service account key file"),
+        (creds.device_secret_file, "device_secret_file", "device secret file"),
+        (creds.custom_token_file, "custom_token_file", "custom token file"),
+        (creds.token_ca_file, "token_ca_file", "CA file"),
+    ]
+    problems: list[ConfigProblem] = []
+    for path, key, what in wanted:
+        if path is None:
+            continue
+        try:
+            if key in ("service_account_file", "token_ca_file"):
+                read_bounded(path, 64 * 1024, what=what)
+            else:
+                read_secret_file(path, ("live", "credentials", key), what=what)
+        except FileProblem as exc:
+            problems.append(ConfigProblem(f"{path}: {exc}", ("live", "credentials", key),
+                                          file=str(config.source) if config.source else None))
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
+
+
 def _read_key(path: Path, looked: list[str], source: Path | None, *,
-              check_mode: bool, key_path: KeyPath) -> str | None:
+              check_mode: bool, key_path: KeyPath, what: str = "key file") -> str | None:
     try:
-        data = read_bounded(path, MAX_KEY_CHARS * 2, what="key file")
+        data = read_bounded(path, MAX_KEY_CHARS * 2, what=what)
         mode = path.stat().st_mode
     except FileProblem as exc:
         if exc.missing:

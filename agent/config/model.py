@@ -15,6 +15,8 @@ from agent.tools.spec import GpioConfig, ToolSpec
 
 __all__ = [
     "BACKENDS",
+    "CREDENTIAL_SOURCES",
+    "FIREBASE_AUTH_MODES",
     "ActivityDetectionConfig",
     "AgentConfig",
     "AudioConfig",
@@ -40,6 +42,11 @@ BACKENDS: tuple[Backend, ...] = (
 
 DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
 
+CredentialSource = Literal["key", "google", "token-server"]
+CREDENTIAL_SOURCES: tuple[CredentialSource, ...] = ("key", "google", "token-server")
+FirebaseAuthMode = Literal["anonymous", "custom-token"]
+FIREBASE_AUTH_MODES: tuple[FirebaseAuthMode, ...] = ("anonymous", "custom-token")
+
 
 # -- [live] ---------------------------------------------------------------------------------
 
@@ -53,6 +60,20 @@ class CredentialsConfig:
     api_key_file: Path | None = None
     credential: str | None = "api-key"
     env: str | None = "GEMINI_API_KEY"
+    source: CredentialSource = "key"
+    """``key``: the key above, a key file read again when it changes; ``google``: Vertex access
+    tokens from google-auth (``service_account_file``, else application default credentials);
+    ``token-server``: an ephemeral token per connection from the owner's token server."""
+    service_account_file: Path | None = None
+    token_url: str | None = None
+    device_id: str | None = None
+    device_secret_file: Path | None = None
+    token_ca_file: Path | None = None
+    app_check_url: str | None = None
+    app_check_command: tuple[str, ...] | None = None
+    firebase_auth: FirebaseAuthMode | None = None
+    custom_token_file: Path | None = None
+    refresh_ahead_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,9 @@ from agent.config.media import (
 )
 from agent.config.model import (
     BACKENDS,
+    CREDENTIAL_SOURCES,
     DEFAULT_MODEL,
+    FIREBASE_AUTH_MODES,
     LISTEN_MODES,
     ActivityDetectionConfig,
     AudioConfig,
@@ -48,6 +50,7 @@ __all__ = ["read_audio", "read_camera", "read_health", "read_listen", "read_live
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _FIREBASE_BACKENDS = ("firebase-google", "firebase-vertex")
 
@@ -89,7 +92,7 @@ def read_live(s: Table, base_dir: Path) -> LiveConfig:
                                    lo_open=True),
         vad=_activity_detection(s.section("vad")),
         compression=_compression(s.section("compression")),
-        credentials=_credentials(s.section("credentials"), base_dir),
+        credentials=_credentials(s.section("credentials"), base_dir, backend),
     )
     s.finish()
     return live
@@ -174,7 +177,7 @@ def _compression(s: Table) -> CompressionConfig:
     return compression
 
 
-def _credentials(s: Table, base_dir: Path) -> CredentialsConfig:
+def _credentials(s: Table, base_dir: Path, backend: str) -> CredentialsConfig:
     d = CredentialsConfig()
     key_file = s.text("api_key_file", None)
     credential = s.text("credential", d.credential)
@@ -184,11 +187,102 @@ def _credentials(s: Table, base_dir: Path) -> CredentialsConfig:
     env = s.text("env", d.env)
     if env is not None and not _ENV_NAME.fullmatch(env):
         s.problem("env", f'must be an environment variable name, got "{env}"')
+    source = s.text("source", d.source, CREDENTIAL_SOURCES)
+    if source == "google" and backend != "vertex":
+        s.problem("source", '"google" (google-auth access tokens) is for backend = "vertex"')
+    if source == "token-server" and backend not in ("gemini", "emulator"):
+        s.problem("source", '"token-server" (ephemeral tokens) is for backend = "gemini"')
+
+    def path(key: str) -> Path | None:
+        text = s.text(key, None)
+        return None if text is None else _path(s, key, base_dir, text)
+
+    service_account = path("service_account_file")
+    if service_account is not None and source != "google":
+        s.problem("service_account_file", 'is only read with source = "google"')
+    token_url = _https_url(s, "token_url")
+    device_id = s.text("device_id", None)
+    if device_id is not None and not _DEVICE_ID.fullmatch(device_id):
+        s.problem("device_id", "must be 1-64 letters, digits, \"_\", \".\" or \"-\", got "
+                               f"{describe(device_id)}")
+    device_secret = path("device_secret_file")
+    token_ca = path("token_ca_file")
+    if source == "token-server":
+        for key, value in (("token_url", token_url), ("device_id", device_id),
+                           ("device_secret_file", device_secret)):
+            if value is None and not s.has(key):
+                s.problem(key, 'is required with source = "token-server"')
+    else:
+        for key in ("token_url", "device_id", "device_secret_file", "token_ca_file"):
+            if s.has(key):
+                s.problem(key, 'is only read with source = "token-server"')
+    app_check_url = _https_url(s, "app_check_url")
+    command = _command(s, "app_check_command")
+    if app_check_url is not None and command is not None:
+        s.problem("app_check_command", "set app_check_url or app_check_command, not both")
+    auth = s.text("firebase_auth", None, FIREBASE_AUTH_MODES)
+    custom_token = path("custom_token_file")
+    if auth == "custom-token" and custom_token is None and not s.has("custom_token_file"):
+        s.problem("custom_token_file", 'is required with firebase_auth = "custom-token"')
+    if custom_token is not None and auth != "custom-token":
+        s.problem("custom_token_file", 'is only read with firebase_auth = "custom-token"')
+    if backend not in _FIREBASE_BACKENDS:
+        for key in ("app_check_url", "app_check_command", "firebase_auth"):
+            if s.has(key):
+                s.problem(key, "is only used with the firebase-google and firebase-vertex "
+                               "backends")
     creds = CredentialsConfig(
         api_key_file=None if key_file is None else _path(s, "api_key_file", base_dir, key_file),
-        credential=credential, env=env)
+        credential=credential, env=env, source=source,
+        service_account_file=service_account, token_url=token_url, device_id=device_id,
+        device_secret_file=device_secret, token_ca_file=token_ca,
+        app_check_url=app_check_url, app_check_command=command, firebase_auth=auth,
+        custom_token_file=custom_token,
+        refresh_ahead_s=s.number("refresh_ahead_s", d.refresh_ahead_s, 0, 3600))
     s.finish()
     return creds
+
+
+def _https_url(s: Table, key: str) -> str | None:
+    """An https URL (http only to this machine), without credentials in it."""
+    text = s.text(key, None)
+    if text is None:
+        return None
+    help_text = "must be an https:// URL (http:// only to 127.0.0.1 or localhost)"
+    if not text.isascii() or not text.isprintable() or " " in text:
+        s.problem(key, f"{help_text}, in printable ASCII without spaces")
+        return None
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        s.problem(key, f"{help_text} ({exc})")
+        return None
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+        s.problem(key, f"{help_text}, got {describe(text)}")
+        return None
+    if parts.username is not None or parts.password is not None or port == 0 or any(
+            _CREDENTIAL_QUERY.match(name) for name, _ in parse_qsl(parts.query, True)):
+        s.problem(key, f"{help_text}, with no credential in it (those go in files)")
+        return None
+    return str(text)
+
+
+def _command(s: Table, key: str) -> tuple[str, ...] | None:
+    """A command as an array of strings: the program (an absolute path) and its arguments."""
+    raw = s.get(key, None)
+    if raw is None:
+        return None
+    if (not isinstance(raw, list) or not raw or len(raw) > 64
+            or not all(isinstance(a, str) and a and "\0" not in a for a in raw)):
+        s.problem(key, 'must be an array of 1-64 non-empty strings: ["/path/to/program", '
+                       '"argument", ...]')
+        return None
+    if not raw[0].startswith("/"):
+        s.problem(key, f"the program must be an absolute path, got {describe(raw[0])}")
+        return None
+    return tuple(raw)
 
 
 # -- [reconnect] ----------------------------------------------------------------------------

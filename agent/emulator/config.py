@@ -30,6 +30,18 @@ class EmulatorLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLifetimes:
+    """Seconds each kind of token the REST side issues lives (wall clock, not scaled: a test
+    of expiry chooses them)."""
+
+    access: float = 3600.0
+    id_token: float = 3600.0
+    app_check: float = 3600.0
+    ephemeral_default: float = 1800.0
+    ephemeral_new_session_default: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     """Everything that shapes how the emulator behaves. Durations are in seconds of the
     service's clock; ``time_scale`` multiplies every wall-clock duration (lifetimes, goAway
@@ -41,6 +53,11 @@ class EmulatorConfig:
     tls: bool = False
     cert_dir: Path | None = None
     api_key: str | None = None  # None: any non-empty credential is accepted
+    check_tokens: bool = False  # Bearer and ephemeral tokens must be issued here and valid
+    require_app_check: bool = False  # X-Firebase-AppCheck present, issued here and valid
+    require_firebase_auth: bool = False  # Authorization: Firebase <ID token issued here>
+    rest: bool = False  # serve the token endpoints (agent.emulator.rest) on rest_url
+    token_lifetimes: TokenLifetimes = TokenLifetimes()
     models: tuple[str, ...] | None = None  # accepted model ids (None: any well-formed name)
     scenario: Scenario | None = None
 

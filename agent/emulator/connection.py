@@ -17,6 +17,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from agent.emulator import wire
+from agent.emulator.auth import EPHEMERAL_EXPIRED, Authority
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.faults import TOOL_KINDS, Fault, FaultKind, Trigger
 from agent.emulator.model import LOG_TEXT_CHARS, FakeModel
@@ -29,7 +30,7 @@ from agent.emulator.recording import (
     Sent,
     VideoFrame,
 )
-from agent.emulator.routes import Backend, Credentials, Route, check_credentials
+from agent.emulator.routes import Backend, Credentials, Route
 from agent.emulator.sessions import ServerSession, SessionStore
 
 
@@ -40,6 +41,7 @@ class Host(Protocol):
     stats: EmulatorStats
     sessions: SessionStore
     recordings: Recordings
+    auth: Authority
 
     async def wait_for_close(self, number: int, within_s: float) -> None: ...
 
@@ -149,14 +151,16 @@ class LiveConnection:
         self._record(kind, message, t, len(frame))
         if kind != "setup":
             raise wire.invalid(f"first message must be setup, got {kind}")
-        refused = check_credentials(self.credentials, self.config.api_key)
-        if refused is not None:
-            raise wire.ProtocolViolation(refused, "credentials refused")
+        if not self.credentials.present:
+            raise wire.ProtocolViolation(wire.NO_CREDENTIALS, "credentials refused")
         setup = wire.parse_client_message(message, developer_api=self.route.developer_api)
         assert isinstance(setup, wire.Setup)
         model_id = wire.model_id(setup.model)
         if model_id is None:
             raise wire.invalid(f"malformed model name {wire.brief(setup.model)}")
+        refused = self.emulator.auth.check(self.credentials, model_id)
+        if refused is not None:
+            raise wire.ProtocolViolation(refused, "credentials refused")
         if self.config.models is not None and model_id not in self.config.models:
             raise wire.ProtocolViolation(
                 (
@@ -186,6 +190,9 @@ class LiveConnection:
         if update is not None:
             await self.send(update)
         self._start(self._lifetime(), "lifetime")
+        ends_at = self.emulator.auth.session_end(self.credentials)
+        if ends_at is not None:
+            self._start(self._token_expiry(ends_at), "token-expiry")
         await self.fire(Trigger.NOW)
 
     async def _open_session(self, setup: wire.Setup, model_id: str) -> ServerSession:
@@ -268,6 +275,12 @@ class LiveConnection:
             rec.received.append(Received(index, t, kind, message))
 
     # --- lifetime ----------------------------------------------------------------------
+
+    async def _token_expiry(self, ends_at: float) -> None:
+        """A session on an ephemeral token ends at the token's ``expire_time``."""
+        await asyncio.sleep(max(ends_at - time.time(), 0.0))
+        self.ending = True
+        await self.close(EPHEMERAL_EXPIRED)
 
     async def _lifetime(self) -> None:
         life = self.config.connection_lifetime_s

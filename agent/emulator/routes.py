@@ -96,11 +96,13 @@ def match_route(target: str) -> Route | None:
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """What the client presented. ``api_key`` from ``?key=``/``x-goog-api-key``; ``token``
-    from ``?access_token=`` or ``Authorization: Token|Bearer|Firebase``."""
+    from ``?access_token=`` or ``Authorization: Token|Bearer|Firebase``; ``app_check`` from
+    ``X-Firebase-AppCheck``."""
 
     api_key: str | None = None
     token: str | None = None
     scheme: str | None = None
+    app_check: str | None = None
 
     @property
     def present(self) -> bool:
@@ -119,7 +121,8 @@ def extract_credentials(target: str, headers: Mapping[str, str]) -> Credentials:
         found_scheme, _, value = auth.strip().partition(" ")
         if found_scheme.lower() in ("token", "bearer", "firebase") and value.strip():
             token, scheme = value.strip(), found_scheme.lower()
-    return Credentials(api_key=key or None, token=token, scheme=scheme)
+    app_check = headers.get("x-firebase-appcheck") or None
+    return Credentials(api_key=key or None, token=token, scheme=scheme, app_check=app_check)
 
 
 def check_credentials(creds: Credentials, accepted: str | None) -> tuple[int, str] | None:

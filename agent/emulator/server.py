@@ -18,10 +18,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from agent.emulator.auth import Authority
 from agent.emulator.config import EmulatorConfig
 from agent.emulator.connection import LiveConnection
 from agent.emulator.faults import HANDSHAKE_KINDS, Fault, FaultKind
 from agent.emulator.recording import EmulatorStats, Recordings
+from agent.emulator.rest import RestServer
 from agent.emulator.routes import Route, extract_credentials, match_route
 from agent.emulator.sessions import SessionStore
 from agent.emulator.tls import make_certificate, server_context
@@ -57,6 +59,13 @@ class Emulator:
             max_sessions=limits.max_sessions,
             max_handles_per_session=limits.max_handles_per_session,
         )
+        self.auth = Authority(
+            self.config.api_key,
+            check_tokens=self.config.check_tokens,
+            require_app_check=self.config.require_app_check,
+            require_firebase_auth=self.config.require_firebase_auth,
+        )
+        self.rest: RestServer | None = None
         self.cert_path: Path | None = None
         self._server: Server | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -93,10 +102,16 @@ class Emulator:
             ssl=ssl_context,
             server_header=None,
         )
+        if self.config.rest:
+            self.rest = RestServer(self.auth, self.config.token_lifetimes, self.config.host)
+            await self.rest.start()
         log.info("emulator.started", url=self.url, tls=self.config.tls)
 
     async def close(self) -> None:
         """Close every connection (1001) and stop serving."""
+        if self.rest is not None:
+            await self.rest.close()
+            self.rest = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -137,6 +152,13 @@ class Emulator:
         """Base URL, e.g. ``ws://127.0.0.1:8765`` (``wss://`` with TLS)."""
         scheme = "wss" if self.config.tls else "ws"
         return f"{scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the token endpoints (``rest = True``), e.g. ``http://127.0.0.1:8766``."""
+        if self.rest is None:
+            raise RuntimeError("the emulator serves no token endpoints (EmulatorConfig.rest)")
+        return self.rest.url
 
     @property
     def connections(self) -> int:

@@ -30,6 +30,8 @@ class LiveSessionError(Exception):
     1007 "Request contains an invalid argument."); ``http_status`` is set when the server refused
     the WebSocket upgrade itself (401, 403, 429 ...). ``permanent`` errors fail the same way on
     every attempt (a malformed endpoint, a credential that cannot be sent): retrying is useless.
+    ``credential_refused``: the server refused a credential that a provider can replace; a
+    new attempt with a fresh one is worth it (``agent.live.credentials``).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class LiveSessionError(Exception):
         super().__init__(message)
         self.http_status = http_status
         self.permanent = permanent
+        self.credential_refused = False
         self.code = code
         self.message = message
         self.close_code = close_code

@@ -28,6 +28,7 @@ from websockets.exceptions import (
 from agent import __version__
 from agent.live import protocol
 from agent.live.bad_input import BadInput
+from agent.live.credentials import kept_credentials, note_refusal
 from agent.live.endpoint import check_headers, check_url, redact_url
 from agent.live.errors import LiveErrorCode, LiveSessionError, ProtocolError
 from agent.live.session import LiveSession
@@ -53,7 +54,8 @@ GEMINI_HOST = "wss://generativelanguage.googleapis.com"
 CLIENT_TAG = f"edge-agent/{__version__}"
 
 Secret = str | Callable[[], str]
-"""A credential, or a function returning a fresh one (called at every connect)."""
+"""A credential, or a function returning a fresh one (called at every connect); a
+``KeptCredential`` is such a function, made ready before each connection."""
 
 
 def _secret(value: Secret | None) -> str | None:
@@ -348,7 +350,29 @@ class LiveGenerativeModel:
         with the close code and reason when the server rejects the setup; a ``permanent`` error
         for an endpoint, a credential or a setup that can never work. ``bad_input`` counts the
         bad server input of the session (pass the same one to every connection of a session).
+        Every ``KeptCredential`` of the backend is made ready first; a refusal of one that a
+        provider can replace is marked ``credential_refused``.
         """
+        kept = kept_credentials(self.backend)
+        for credential in kept:
+            await credential.ready()
+        try:
+            session = await self._connect(session_resumption, bad_input)
+        except LiveSessionError as exc:
+            note_refusal(kept, exc)
+            raise
+        for credential in kept:
+            credential.used()
+        return session
+
+    def credential_refused(self, error: LiveSessionError) -> None:
+        """Mark ``error``, which ended a live connection, when it is a refusal of a credential
+        a provider can replace (an ephemeral token past its ``expire_time``)."""
+        note_refusal(kept_credentials(self.backend), error)
+
+    async def _connect(
+        self, session_resumption: SessionResumptionConfig | None, bad_input: BadInput | None
+    ) -> LiveSession:
         url, headers, setup = self._request(session_resumption)
         opts = self.options
         connection: ClientConnection | None = None

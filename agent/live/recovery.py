@@ -10,6 +10,8 @@ refusing the upgrade with an HTTP status. The classification keys on both:
 ``QUOTA``          RESOURCE_EXHAUSTED, quota or rate-limit reasons, HTTP 429: a long backoff.
 ``RESUME_REFUSED`` the handshake of a *resuming* connection was rejected with 1007 or 1008
                    (expired or unknown handle): start a fresh session, context is lost.
+``CREDENTIAL``     the server refused a credential that a provider can replace
+                   (``credential_refused``): fetch a fresh one and retry with backoff.
 ``FATAL``          bad, expired or missing key; permission denied; model not found or not
                    supported; location not supported; an invalid setup (1007/1008 on a fresh
                    connection); HTTP 400/401/403/404; a ``permanent`` error (a malformed
@@ -33,6 +35,7 @@ from agent.live.errors import LiveErrorCode, LiveSessionError
 class FailureKind(StrEnum):
     TRANSIENT = "transient"
     QUOTA = "quota"
+    CREDENTIAL = "credential"
     RESUME_REFUSED = "resume-refused"
     FATAL = "fatal"
 
@@ -61,6 +64,8 @@ def classify(error: BaseException, *, during_handshake: bool, resuming: bool) ->
     """Decide how to react to ``error``, raised by ``connect()`` or ending a live connection."""
     if not isinstance(error, LiveSessionError):
         return FailureKind.TRANSIENT  # OSError and the like: the network
+    if error.credential_refused:
+        return FailureKind.CREDENTIAL
     if error.permanent or error.code in _FATAL_CODES:
         return FailureKind.FATAL
     reason = (error.close_reason or "").lower() + " " + error.message.lower()

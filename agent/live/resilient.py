@@ -486,7 +486,8 @@ class ResilientSession:
                     close_code=session.close_code,
                     close_reason=session.close_reason,
                 )
-            if error.close_code in (1007, 1008):
+            self._model.credential_refused(error)
+            if error.close_code in (1007, 1008) and not error.credential_refused:
                 refused_in_a_row += 1
                 if refused_in_a_row >= self.policy.max_refused_in_a_row:
                     self._fail(error)

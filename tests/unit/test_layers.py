@@ -16,13 +16,15 @@ ALLOWED: dict[str, set[str]] = {
     "tools": set(),
     "emulator": set(),  # its own codec: an oracle independent of the client's
     "config": {"tools", "media", "logs"},  # read against their registries; builds nothing
-    "build": {"config", "live", "media", "tools", "emulator"},
+    "build": {"config", "live", "media", "tools", "emulator", "logs"},  # redacts new tokens
     "logs": set(),
     "systemd": {"logs"},  # STATUS= is public: it goes through the logs' redaction
     "allocator": set(),
     "daemon": {"build", "config", "live", "logs", "systemd", "tools", "emulator"},
     "demo": {"config", "daemon", "emulator"},
-    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools"},
+    "token_server": {"logs"},  # the owner's machine: holds the key, mints tokens
+    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools",
+            "token_server"},
 }
 
 

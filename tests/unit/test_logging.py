@@ -242,3 +242,14 @@ def test_lines_from_many_threads_do_not_interleave() -> None:
     for t in threads:
         t.join(timeout=30)
     assert len(_json_lines(stream.getvalue())) == 800
+
+
+def test_rotating_secrets_are_redacted_and_their_registry_stays_bounded() -> None:
+    from agent import logs
+
+    tokens = [f"rotating-token-{n:04d}-abcdefgh" for n in range(50)]
+    for token in tokens:
+        logs.register_secret(token, slot="test.rotating")
+    assert len(logs._slots["test.rotating"]) == logs.SLOT_KEEP
+    newest = tokens[-1]
+    assert newest not in logs.redact_text(f"sent {newest} to the server")

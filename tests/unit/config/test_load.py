@@ -61,6 +61,9 @@ def test_every_key_the_parser_knows_is_in_the_example() -> None:
             if field.name == "tone_hz":
                 continue
             assert name in text, f"{section}.{field.name} is not documented"
+    for field in dataclasses.fields(config.live.credentials):
+        assert f"# {field.name} = " in text or f"\n{field.name} = " in text, (
+            f"live.credentials.{field.name} is not documented")
 
 
 def test_an_empty_file_gives_the_defaults(write_config: WriteConfig) -> None:
