@@ -47,9 +47,10 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 # What runs inside the root after the plays (with /proc, /sys and /dev mounted).
 AS_SERVICE_USER = ["setpriv", "--reuid=edge-agent", "--regid=edge-agent", "--init-groups"]
 IMPORTS = ("import json, sys, agent, agent.cli, agent.config, agent.media.audio, numpy, soxr, "
-           "simplejpeg, pyaudio, uvloop, gpiozero, websockets, orjson; "
+           "simplejpeg, pyaudio, uvloop, gpiozero, websockets, orjson, google.auth; "
            "print(json.dumps({'prefix': sys.prefix, 'agent': agent.__file__, "
-           "'numpy': numpy.__file__, 'pyaudio': pyaudio.__file__}))")
+           "'numpy': numpy.__file__, 'pyaudio': pyaudio.__file__, "
+           "'google.auth': google.auth.__file__}))")
 CHECKS = {
     "verify": ["systemd-analyze", "verify", "--man=no", UNIT],
     "is-enabled": ["systemctl", "is-enabled", "edge-agent.service"],
@@ -111,7 +112,8 @@ def write_inputs(work: Path, root: Path, wheel: Path) -> list[str | Path]:
     secrets.write_text(vaulted.stdout)
     host = {"ansible_connection": "community.general.chroot", "ansible_host": str(root),
             "ansible_python_interpreter": "/usr/bin/python3", "ansible_become": False,
-            "edge_agent_raspberry_pi": False, "edge_agent_wheel": str(wheel), **HARDWARE}
+            "edge_agent_raspberry_pi": False, "edge_agent_wheel": str(wheel),
+            "edge_agent_extras": ["vertex"], **HARDWARE}
     inventory = work / "inventory.json"
     inventory.write_text(json.dumps({"edge_agents": {"hosts": {"pi-in-a-chroot": host}}}))
     return [tool("ansible-playbook"), "-i", inventory, "site.yml", "-e", f"@{secrets}",
@@ -226,6 +228,7 @@ def test_venv_has_the_agent_and_takes_pyaudio_and_numpy_from_apt(applied: Applie
     assert found["agent"].startswith(f"{VENV}/lib/python3")
     assert found["pyaudio"].startswith("/usr/lib/python3/dist-packages/")
     assert found["numpy"].startswith("/usr/lib/python3/dist-packages/")
+    assert found["google.auth"].startswith(f"{VENV}/lib/python3")  # edge_agent_extras
     assert "include-system-site-packages = true" in _text(applied, f"{VENV}/pyvenv.cfg")
 
 
