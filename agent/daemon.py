@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from agent.build import Builder, Parts, ReloadFailed
 from agent.config import AgentConfig, ConfigError, diff_sections, load_config
 from agent.live.conversation import (
     AudioConversationController,
+    ConversationStats,
     EventListener,
     dispatcher_handler,
     start_audio_conversation,
@@ -37,8 +38,9 @@ from agent.logs import configure_logging, flush_logs
 from agent.systemd import Notifier, default_notifier, watchdog_task
 from agent.tools import PinChange
 
-if TYPE_CHECKING:  # the emulator is imported only when the config asks for it
+if TYPE_CHECKING:  # the emulator and metrics are imported only when the config asks for them
     from agent.emulator.config import EmulatorConfig
+    from agent.metrics import MetricsService
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +79,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._status: asyncio.Task[None] | None = None
+        self.metrics: MetricsService | None = None
         self._forget_confirmations: Callable[[], None] | None = None
         self._confirmations: set[asyncio.Task[None]] = set()
 
@@ -95,8 +98,10 @@ class Daemon:
             return EXIT_FAILURE
         try:
             await self._run_parts(parts)
+            await self._start_metrics(self.config)
         except Exception as exc:
             log.error("daemon.start_failed", error=str(exc) or type(exc).__name__)
+            await self._stop_running()
             await self.builder.tear_down(parts)
             flush_logs()
             return EXIT_FAILURE
@@ -113,6 +118,7 @@ class Daemon:
             self.notifier.stopping()
             if watchdog is not None:
                 watchdog.cancel()
+            await self._stop_metrics()
             await self._stop_running()
             if self.parts is not None:
                 await self.builder.tear_down(self.parts)
@@ -258,7 +264,42 @@ class Daemon:
             parts, new = failed.parts, self.parts.config
         self.config = new
         await self._run_parts(parts)
+        if "metrics" in changed:
+            await self._stop_metrics()
+            try:
+                await self._start_metrics(new)
+            except OSError as exc:
+                log.error("metrics.start_failed", error=str(exc))
         self.notifier.ready(status=self._status_line())
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    async def _start_metrics(self, config: AgentConfig) -> None:
+        """Serve or write metrics when ``[metrics]`` asks for them; OSError when the address
+        cannot be bound."""
+        settings = config.metrics
+        if not settings.enabled:
+            return
+        from agent.metrics import MetricsService  # only when on: prometheus-client is 12 MB
+
+        service = MetricsService(self, listen=settings.listen, textfile=settings.textfile,
+                                 interval_s=settings.textfile_interval_s)
+        service.start()
+        self.metrics = service
+
+    async def _stop_metrics(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
+
+    def session_stats(self) -> SessionStats | None:
+        return None if self.parts is None else self.parts.session.stats
+
+    def conversation_stats(self) -> ConversationStats | None:
+        return None if self.controller is None else self.controller.stats
+
+    def tool_outcomes(self) -> Mapping[tuple[str, str], int]:
+        return {} if self.parts is None else self.parts.registry.tool_outcomes()
 
     # -- status -------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from agent.config.sections import (
     read_listen,
     read_live,
     read_logging,
+    read_metrics,
     read_reconnect,
 )
 
@@ -32,7 +33,7 @@ MAX_NESTING = 32
 """The deepest a value may nest (a custom tool's schema is the deepest part of a config)."""
 
 SECTIONS = ("live", "reconnect", "audio", "listen", "camera", "gpio", "tools", "logging",
-            "health")
+            "health", "metrics")
 
 SECRET_ADVICE = (
     "secrets do not belong in the config file; put the key in a file only root can read "
@@ -119,6 +120,7 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
     gpio = read_gpio(top)
     logging = read_logging(top.section("logging"))
     health = read_health(top.section("health"))
+    metrics = read_metrics(top.section("metrics"), base_dir)
     top.finish()
     if listen.mode == "push_to_talk" and (gpio.status is None
                                           or gpio.status.push_to_talk_button is None):
@@ -127,4 +129,5 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
             "needs a button: set gpio.status.push_to_talk_button to its GPIO number",
             ("listen", "mode") if written else ("audio", "push_to_talk")))
     return AgentConfig(live=live, reconnect=reconnect, audio=audio, listen=listen, camera=camera,
-                       gpio=gpio, logging=logging, health=health, source=source)
+                       gpio=gpio, logging=logging, health=health, metrics=metrics,
+                       source=source)

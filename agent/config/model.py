@@ -290,6 +290,20 @@ class HealthConfig:
     watchdog: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus metrics served at ``listen`` (host, port), or written to a
+    node_exporter ``textfile`` every ``textfile_interval_s``; off when neither is set."""
+
+    listen: tuple[str, int] | None = None
+    textfile: Path | None = None
+    textfile_interval_s: float = 15.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.listen is not None or self.textfile is not None
+
+
 # -- the whole file -------------------------------------------------------------------------
 
 
@@ -305,6 +319,7 @@ class AgentConfig:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -319,7 +334,7 @@ def diff_sections(old: AgentConfig, new: AgentConfig) -> set[str]:
     The daemon restarts only the parts that read those sections on SIGHUP.
     """
     changed = {name for name in ("live", "reconnect", "audio", "listen", "camera", "logging",
-                                 "health")
+                                 "health", "metrics")
                if getattr(old, name) != getattr(new, name)}
     if dataclasses.replace(old.gpio, tools=()) != dataclasses.replace(new.gpio, tools=()):
         changed.add("gpio")

@@ -39,6 +39,7 @@ from agent.config.model import (
     ListenMode,
     LiveConfig,
     LoggingConfig,
+    MetricsConfig,
     ReconnectConfig,
     SpeechGateConfig,
 )
@@ -46,7 +47,7 @@ from agent.config.problems import KeyPath
 from agent.config.reader import Table, describe
 
 __all__ = ["read_audio", "read_camera", "read_health", "read_listen", "read_live",
-           "read_logging", "read_reconnect"]
+           "read_logging", "read_metrics", "read_reconnect"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
@@ -579,6 +580,33 @@ def read_health(s: Table) -> HealthConfig:
     health = HealthConfig(watchdog=s.flag("watchdog", True))
     s.finish()
     return health
+
+
+def read_metrics(s: Table, base_dir: Path) -> MetricsConfig:
+    listen = _listen_address(s)
+    written = s.text("textfile", None)
+    textfile = None if written is None else _path(s, "textfile", base_dir, written)
+    interval = s.number("textfile_interval_s", 15.0, 1.0, 3600.0)
+    if listen is not None and textfile is not None:
+        s.problem("textfile", "give listen or textfile, not both: node_exporter's textfile "
+                              "collector is the way when nothing may listen on the device")
+    s.finish()
+    return MetricsConfig(listen=listen, textfile=textfile, textfile_interval_s=interval)
+
+
+def _listen_address(s: Table) -> tuple[str, int] | None:
+    """``"HOST:PORT"`` (``"[::1]:9464"`` for IPv6) as (host, port)."""
+    text = s.text("listen", None)
+    if text is None:
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(
+            c.isspace() or c in "/[]@" for c in host):
+        s.invalid("listen", 'must be "HOST:PORT" with a port 1..65535, like "127.0.0.1:9464"',
+                  text)
+        return None
+    return host, int(port)
 
 
 def _path(s: Table, key: str | KeyPath, base_dir: Path, text: str) -> Path | None:

@@ -18,6 +18,7 @@ duration_ms, session, call_id; args and result are a bounded view
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import functools
 import threading
@@ -103,6 +104,7 @@ class ToolRegistry:
         self._workers = max_workers or max(2, min(8, len(specs)))
         self._tools: dict[str, _Tool] = {}
         self._confirmations = ConfirmationBook()
+        self._outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self._confirm_listeners: list[Callable[[str, Payload], None]] = []
         self._unsubscribe_buttons: Callable[[], None] | None = None
         self._button_tasks: set[asyncio.Task[Any]] = set()
@@ -269,6 +271,11 @@ class ToolRegistry:
                 log.exception("tool.confirm_listener_failed", tool=name)
         return name, payload
 
+    def tool_outcomes(self) -> dict[tuple[str, str], int]:
+        """Calls so far by (tool, outcome): ``ok``, ``invalid``, ``confirmed``, ``timeout`` ...;
+        names the config does not declare are counted as ``unknown``."""
+        return dict(self._outcomes)
+
     def on_confirmed(self, callback: Callable[[str, Payload], None]) -> Callable[[], None]:
         """Call ``callback(tool, payload)`` after a button press carried out a request (the
         model, which was told to wait for a confirmation, should hear of it)."""
@@ -293,6 +300,9 @@ class ToolRegistry:
                                                   "known, do not retry"}
             return payload
         finally:
+            # Counted by a configured name only ("unknown" else): the labels stay bounded.
+            counted = name if isinstance(name, str) and name in self._tools else "unknown"
+            self._outcomes[(counted, outcome)] += 1
             log.info("tool.actuated", tool=audit_view(name), args=audit_view(args),
                      outcome=outcome, result=audit_view(payload),
                      duration_ms=round((time.perf_counter() - started) * 1e3, 3), **audit)

@@ -1,4 +1,5 @@
-"""What `edge-agent run` loads: the emulator and the camera sources it does not use stay out.
+"""What `edge-agent run` loads: the emulator, the camera sources and the metrics it does not
+use stay out.
 
 Each check runs in a fresh interpreter, since this one has imported everything already.
 """
@@ -16,7 +17,7 @@ from agent.media.camera import make_frame_source
 
 build_parser("run").parse_args(["run"])
 make_frame_source("test-pattern")
-print(" ".join(sorted(m for m in sys.modules if m.startswith("agent."))))
+print(" ".join(sorted(m for m in sys.modules if m.startswith(("agent.", "prometheus_client")))))
 """
 
 
@@ -31,6 +32,8 @@ def test_the_daemon_loads_no_emulator_and_only_the_camera_source_it_uses() -> No
     loaded = loaded_modules()
     assert "agent.daemon" in loaded and "agent.media.camera.sim" in loaded
     assert not {m for m in loaded if m.startswith("agent.emulator")}
+    assert "agent.metrics" not in loaded  # metrics are off unless configured
+    assert not {m for m in loaded if m.startswith("prometheus_client")}
     assert "agent.media.camera.v4l2" not in loaded
     assert "agent.media.camera.picamera2" not in loaded
 

@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "logs": set(),
     "systemd": {"logs"},  # STATUS= is public: it goes through the logs' redaction
     "allocator": set(),
-    "daemon": {"build", "config", "live", "logs", "systemd", "tools", "emulator"},
+    "daemon": {"build", "config", "live", "logs", "systemd", "tools", "emulator", "metrics"},
+    "metrics": {"live"},  # reads the counters the live layer keeps
     "demo": {"config", "daemon", "emulator"},
     "token_server": {"logs"},  # the owner's machine: holds the key, mints tokens
     "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools",

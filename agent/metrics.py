@@ -1,0 +1,152 @@
+"""Prometheus metrics of the running agent, read from its counters when scraped.
+
+Nothing is counted twice or on the hot path: the collector reads the session's, the
+conversation's and the tool registry's own counters at scrape time, so metrics cost nothing
+between scrapes. They are served over HTTP (``[metrics] listen``) by prometheus-client's own
+server thread, or written to a node_exporter textfile (``[metrics] textfile``) every
+``textfile_interval_s``, atomically. The daemon imports this module (and prometheus-client,
+about 12 MB) only when metrics are on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from agent.live.conversation import ConversationStats
+from agent.live.resilient import SessionState, SessionStats
+
+__all__ = ["MetricsService", "MetricsSource", "collector_registry"]
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "edge_agent"
+
+
+class MetricsSource(Protocol):
+    """Where the counters are (the daemon): each None while that part is not running."""
+
+    def session_stats(self) -> SessionStats | None: ...
+
+    def conversation_stats(self) -> ConversationStats | None: ...
+
+    def tool_outcomes(self) -> Mapping[tuple[str, str], int]: ...
+
+
+_SESSION_COUNTERS = {
+    "connections": "Connections opened to the Live API",
+    "resumptions": "Connections that resumed the session",
+    "fresh_starts": "Connections that started a fresh session",
+    "failures": "Connections that failed or were lost",
+    "go_aways": "goAway messages from the service",
+    "replayed_chunks": "Audio chunks held while disconnected and sent after a reconnect",
+    "dropped_chunks": "Audio chunks dropped while disconnected (beyond the replay buffer)",
+    "attempts_limited": "Connection attempts delayed by the attempt rate limit",
+    "duplicate_tool_calls": "Tool calls the service repeated, passed on once",
+}
+_CONVERSATION_COUNTERS = {
+    "chunks_sent": "Microphone audio chunks sent",
+    "chunks_gated": "Microphone audio chunks kept on the device (not listening)",
+    "audio_chunks_played": "Model audio chunks played",
+    "frames_sent": "Camera frames sent",
+    "frames_held": "Camera frames not sent (unchanged, or outside a conversation)",
+    "interruptions": "Model turns interrupted",
+    "wakes": "Wake word detections",
+    "tool_cancellations": "Tool calls cancelled by the service",
+    "tool_calls_refused": "Tool calls refused (too many running)",
+}
+
+
+class AgentCollector(Collector):
+    """A prometheus-client collector over a `MetricsSource`."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        session = self.source.session_stats()
+        state = GaugeMetricFamily(f"{PREFIX}_session_state",
+                                  "1 for the session's current state", labels=["state"])
+        for name in SessionState:
+            state.add_metric([str(name)], 1.0 if session and session.state is name else 0.0)
+        yield state
+        if session is not None:
+            for field, text in _SESSION_COUNTERS.items():
+                yield CounterMetricFamily(f"{PREFIX}_{field}", text, value=getattr(session, field))
+            bad = CounterMetricFamily(f"{PREFIX}_bad_server_input",
+                                      "Server input dropped as invalid, by kind", labels=["kind"])
+            for kind, count in session.bad_input.items():
+                bad.add_metric([kind], count)
+            yield bad
+        conversation = self.source.conversation_stats()
+        if conversation is not None:
+            for field, text in _CONVERSATION_COUNTERS.items():
+                yield CounterMetricFamily(f"{PREFIX}_{field}", text,
+                                          value=getattr(conversation, field))
+        calls = CounterMetricFamily(f"{PREFIX}_tool_calls", "Tool calls by tool and outcome",
+                                    labels=["tool", "outcome"])
+        for (tool, outcome), count in self.source.tool_outcomes().items():
+            calls.add_metric([tool, outcome], count)
+        yield calls
+
+
+def collector_registry(source: MetricsSource) -> CollectorRegistry:
+    """A registry holding only the agent's metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(source))
+    return registry
+
+
+class MetricsService:
+    """Serves or writes the metrics while running."""
+
+    def __init__(self, source: MetricsSource, *, listen: tuple[str, int] | None = None,
+                 textfile: Path | None = None, interval_s: float = 15.0) -> None:
+        self.registry = collector_registry(source)
+        self.listen = listen
+        self.textfile = textfile
+        self.interval_s = interval_s
+        self._server: Any = None
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int | None:
+        """The port being served (the one asked for, or the one picked for port 0)."""
+        return None if self._server is None else int(self._server.server_port)
+
+    def start(self) -> None:
+        """Start serving or writing; raises OSError when the address cannot be bound."""
+        if self.listen is not None:
+            host, port = self.listen
+            self._server, _thread = start_http_server(port, host, registry=self.registry)
+            log.info("metrics.serving", host=host, port=self.port)
+        if self.textfile is not None:
+            self._writer = asyncio.create_task(self._write_every(self.textfile), name="metrics")
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+
+    async def _write_every(self, path: Path) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(write_to_textfile, str(path), self.registry)
+            except OSError as exc:
+                log.warning("metrics.textfile_failed", path=str(path), error=str(exc))
+            await asyncio.sleep(self.interval_s)
