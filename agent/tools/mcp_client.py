@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from agent.tools.mcp_schema import SchemaError, convert_input_schema
+from agent.tools.spec import McpServerSpec
 
-__all__ = ["MAX_BACKOFF_S", "MAX_TOOLS", "McpServer", "McpServerSpec", "McpTool"]
+__all__ = ["MAX_BACKOFF_S", "MAX_TOOLS", "McpServer", "McpTool"]
 
 log = structlog.get_logger(__name__)
 
@@ -29,21 +30,6 @@ MAX_TOOLS = 128
 """Tools declared from one server (the model's declarations are sent in every setup)."""
 MAX_RESULT_CHARS = 32_768
 """Text kept of one call's result (more is cut, with a marker)."""
-
-
-@dataclass(frozen=True, slots=True)
-class McpServerSpec:
-    """``command`` (a stdio server the agent starts) or ``url`` (streamable HTTP, with
-    ``headers``). Its tools are declared as ``prefix`` + the tool's name, those in ``allow``
-    only when it is given."""
-
-    name: str
-    command: tuple[str, ...] = ()
-    url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    prefix: str = ""
-    allow: tuple[str, ...] | None = None
-    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +45,14 @@ class McpTool:
 class McpServer:
     """A supervised session with one MCP server."""
 
-    def __init__(self, spec: McpServerSpec, *, initial_backoff_s: float = 0.5) -> None:
+    def __init__(self, spec: McpServerSpec, *, initial_backoff_s: float = 0.5,
+                 secret: str | None = None) -> None:
         if bool(spec.command) == bool(spec.url):
             raise ValueError("an MCP server needs a command or a url, not both")
         self.spec = spec
+        self._headers = dict(spec.headers)
+        if secret is not None:
+            self._headers["Authorization"] = f"Bearer {secret}"
         self.tools: dict[str, McpTool] = {}
         self.restarts = 0
         self._session: Any = None
@@ -163,7 +153,7 @@ class McpServer:
             import httpx2
             from mcp.client.streamable_http import streamable_http_client
 
-            client = httpx2.AsyncClient(headers=dict(self.spec.headers))
+            client = httpx2.AsyncClient(headers=self._headers)
             return streamable_http_client(self.spec.url, http_client=client)
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client

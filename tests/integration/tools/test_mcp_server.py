@@ -5,13 +5,15 @@ restarted with its tools answering an error meanwhile, and a slow call cancelled
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from agent.tools.mcp_client import McpServer, McpServerSpec
+from agent.tools.mcp_client import McpServer
+from agent.tools.spec import McpServerSpec
 
 SERVER = Path(__file__).parents[2] / "support" / "mcp_home_server.py"
 T = 20.0
@@ -69,3 +71,60 @@ async def test_a_slow_call_is_cancelled_and_the_session_goes_on(home: McpServer)
         await call
     assert home.up
     assert "result" in await home.call("home_light_on", {"entity_id": "light.desk"})
+
+
+HA = Path(__file__).parents[2] / "support" / "mcp_ha_server.py"
+TOKEN = "ha-long-lived-token-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def home_assistant() -> AsyncIterator[str]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(sys.executable, str(HA), str(port), TOKEN)
+    try:
+        async with asyncio.timeout(T):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+        yield f"http://127.0.0.1:{port}/api/mcp"
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_a_home_assistant_style_server_over_http_with_a_token(home_assistant: str) -> None:
+    spec = McpServerSpec(name="ha", url=home_assistant, prefix="", timeout_s=5.0,
+                         allow=("HassTurnOn", "GetLiveContext"))
+    server = McpServer(spec, secret=TOKEN)
+    await server.start()
+    try:
+        assert await server.wait_ready(T)
+        assert {d["name"] for d in server.declarations()} == {"HassTurnOn", "GetLiveContext"}
+        assert await server.call("HassTurnOn", {"name": "porch light"}) == {
+            "result": {"result": "porch light is on"}}
+        context = await server.call("GetLiveContext", {})
+        assert context == {"result": {"kitchen light": "off", "porch light": "on"}}
+    finally:
+        await server.stop()
+
+
+async def test_a_wrong_token_never_gets_the_tools(home_assistant: str) -> None:
+    server = McpServer(McpServerSpec(name="ha", url=home_assistant), secret="wrong",
+                       initial_backoff_s=0.1)
+    await server.start()
+    try:
+        assert not await server.wait_ready(1.0)
+        assert server.tools == {} and server.restarts >= 1
+    finally:
+        await server.stop()
