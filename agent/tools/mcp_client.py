@@ -28,6 +28,11 @@ log = structlog.get_logger(__name__)
 MAX_BACKOFF_S = 30.0
 MAX_TOOLS = 128
 """Tools declared from one server (the model's declarations are sent in every setup)."""
+PING_S = 5.0
+"""How often a held session is pinged (a server that does not answer is restarted)."""
+RELIST_S = 30.0
+"""How often a server's tools are listed again (a changed list is declared at the next
+connection)."""
 MAX_RESULT_CHARS = 32_768
 """Text kept of one call's result (more is cut, with a marker)."""
 
@@ -144,9 +149,17 @@ class McpServer:
             self._session = session
             self._ready.set()
             log.info("mcp.server_up", server=self.spec.name, tools=sorted(self.tools))
+            loop = asyncio.get_running_loop()
+            relist_at = loop.time() + RELIST_S
             while True:  # hold the session; a ping that fails ends it
-                await asyncio.sleep(5.0)
+                await asyncio.sleep(PING_S)
                 await session.send_ping()
+                if loop.time() >= relist_at:
+                    relist_at = loop.time() + RELIST_S
+                    tools = self._declare((await session.list_tools()).tools)
+                    if tools.keys() != self.tools.keys():
+                        log.info("mcp.tools_changed", server=self.spec.name, tools=sorted(tools))
+                    self.tools = tools
 
     def _transport(self) -> Any:
         if self.spec.url is not None:

@@ -128,3 +128,23 @@ async def test_a_wrong_token_never_gets_the_tools(home_assistant: str) -> None:
         assert server.tools == {} and server.restarts >= 1
     finally:
         await server.stop()
+
+
+async def test_a_changed_tool_list_is_picked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agent.tools.mcp_client.PING_S", 0.1)
+    monkeypatch.setattr("agent.tools.mcp_client.RELIST_S", 0.2)
+    spec = McpServerSpec(name="home", command=(sys.executable, str(SERVER)), prefix="home_",
+                         allow=("light_on",))
+    server = McpServer(spec)
+    await server.start()
+    try:
+        assert await server.wait_ready(T)
+        assert set(server.tools) == {"home_light_on"}
+        # the allow-list stands in for the server's list changing: the next listing shows it
+        object.__setattr__(server, "spec", McpServerSpec(
+            name="home", command=spec.command, prefix="home_", allow=("light_on", "broken")))
+        async with asyncio.timeout(T):
+            while "home_broken" not in server.tools:
+                await asyncio.sleep(0.05)
+    finally:
+        await server.stop()
