@@ -214,6 +214,8 @@ def _mcp_server(t: Table) -> McpServerSpec | None:
     behavior = t.text("behavior", "BLOCKING", BEHAVIORS)
     scheduling = _scheduling(t, behavior)
     timeout = t.number("timeout_s", 10.0, 0, MAX_SECONDS, lo_open=True)
+    confirm = _mcp_confirm(t)
+    window = _confirm_window(t, bool(confirm))
     t.finish(' for kind "mcp"')
     if name is None or len(t.problems) > start:
         return None
@@ -221,7 +223,21 @@ def _mcp_server(t: Table) -> McpServerSpec | None:
         name=name, command=tuple(command or ()), url=url, headers=headers, prefix=prefix,
         allow=None if allow is None else tuple(allow), timeout_s=timeout,
         rate_limit=rate_limit, behavior=behavior, scheduling=scheduling,
-        secret_file=secret_file)
+        secret_file=secret_file, confirm=confirm, confirm_window_s=window)
+
+
+def _mcp_confirm(t: Table) -> bool | tuple[str, ...]:
+    """``confirm``: true (every tool of the server) or the names of the tools, as the server
+    names them, that wait for the user's confirmation."""
+    confirm = t.get("confirm", False)
+    if isinstance(confirm, bool):
+        return confirm
+    if (isinstance(confirm, list) and confirm
+            and all(isinstance(c, str) and c for c in confirm)):
+        return tuple(confirm)
+    t.invalid("confirm", "must be true, false or a non-empty array of the server's tool "
+                         "names", confirm)
+    return False
 
 
 def _string_table(t: Table, key: str) -> dict[str, str]:
@@ -280,13 +296,13 @@ def _tool(t: Table) -> ToolSpec | None:
 
 def _confirm_window(t: Table, confirm: object) -> float:
     """How long a request for confirmation waits for its confirming call."""
-    if confirm is True:
+    if confirm:
         # at least a few seconds: the user has to hear the question and answer it
         window: float = t.number("confirm_window_s", 30.0, MIN_CONFIRM_WINDOW_S, MAX_SECONDS)
         return window
     if t.has("confirm_window_s"):
         t.get("confirm_window_s", None)  # read: not reported again as an unknown key
-        if isinstance(t.raw.get("confirm", False), bool):  # else confirm has its own problem
+        if t.raw.get("confirm", False) is False:  # else confirm has its own problem
             t.problem("confirm_window_s", "applies only with confirm = true; remove it or "
                                           "set confirm = true")
     return 30.0

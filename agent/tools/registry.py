@@ -175,6 +175,19 @@ class ToolRegistry:
         except ArgumentError as exc:
             return "invalid", {"error": f"invalid arguments for {name}: {exc}. Nothing was "
                                         "done; call it again with corrected arguments"}
+        spec = server.spec
+        if spec.needs_confirmation(tool.server_name):
+            waiting = self._ask_confirmation(name, arguments, spec.confirm_window_s)
+            if waiting is not None:
+                return waiting
+            outcome, payload = await self._invoke_mcp(server, tool, arguments)
+            return ("confirmed" if outcome == "ok" else outcome), payload
+        return await self._invoke_mcp(server, tool, arguments)
+
+    async def _invoke_mcp(self, server: McpServer, tool: McpTool,
+                          arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+        """Call ``tool`` unless its server is over its rate limit; bounded by its timeout."""
+        name = tool.declared_name
         limiter = self._mcp_limiters.get(server.spec.name)
         retry_after = limiter.try_acquire() if limiter else None
         if retry_after is not None:
@@ -184,7 +197,7 @@ class ToolRegistry:
         timeout = server.spec.timeout_s
         try:
             async with asyncio.timeout(timeout + self._grace_s):
-                payload = await server.call(name, arguments)
+                payload = await server.call(name, dict(arguments))
         except TimeoutError:
             return "timeout", {"error": f"{name} did not answer within {timeout:g} s"}
         return ("ok" if "result" in payload else "error"), payload
@@ -329,8 +342,7 @@ class ToolRegistry:
             log.info("tool.confirm_nothing_waiting")
             return None
         name, arguments = taken
-        tool = self._tools[name]
-        payload = await self._audited(name, arguments, self._confirmed(tool, arguments),
+        payload = await self._audited(name, arguments, self._confirmed(name, arguments),
                                       confirmed_by="button")
         for listener in list(self._confirm_listeners):
             try:
@@ -376,7 +388,15 @@ class ToolRegistry:
                      outcome=outcome, result=audit_view(payload),
                      duration_ms=round((time.perf_counter() - started) * 1e3, 3), **audit)
 
-    async def _confirmed(self, tool: _Tool, arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+    async def _confirmed(self, name: str, arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+        """Carry out a confirmed request of the GPIO or MCP tool ``name``."""
+        tool = self._tools.get(name)
+        if tool is None:
+            remote = self._mcp_tool(name)
+            if remote is None:  # the server's tool list changed while the request waited
+                return "unknown", {"error": f"{name} is no longer offered; nothing was done"}
+            outcome, payload = await self._invoke_mcp(*remote, arguments)
+            return ("confirmed" if outcome == "ok" else outcome), payload
         if not self._opened:
             return "closed", {"error": "the device's GPIO is shut down; nothing was changed"}
         outcome, payload = await self._act(tool, tool.actuator.prepare(arguments))
@@ -404,22 +424,30 @@ class ToolRegistry:
                                         "changed; call it again with corrected arguments"}
         confirmed = False
         if tool.spec.confirm:
-            window = tool.spec.confirm_window_s
-            verdict = self._confirmations.check(name, arguments, window, self._clock())
-            if verdict == "ask":
-                button = (" (or they can press the confirm button, which carries it out)"
-                          if self.buttons is not None and self.buttons.has("confirm") else "")
-                return "awaiting_confirmation", {"result": (
-                    f"Not done yet: {name} needs the user's confirmation first. Ask the user "
-                    f"whether to go ahead; if they say yes, call {name} again with the same "
-                    f"arguments within {window:g} s{button}. Nothing was changed.")}
-            if verdict == "too_soon":
-                return "awaiting_confirmation", {"result": (
-                    f"Not done: ask the user and wait for their answer before calling {name} "
-                    "again. Nothing was changed.")}
+            waiting = self._ask_confirmation(name, arguments, tool.spec.confirm_window_s)
+            if waiting is not None:
+                return waiting
             confirmed = True
         outcome, payload = await self._act(tool, action)
         return ("confirmed" if confirmed and outcome == "ok" else outcome), payload
+
+    def _ask_confirmation(self, name: str, arguments: Mapping[str, Any],
+                          window: float) -> tuple[str, Payload] | None:
+        """None when this call confirms the waiting request for ``name``; otherwise the
+        answer that tells the model to ask the user first (nothing is done)."""
+        verdict = self._confirmations.check(name, arguments, window, self._clock())
+        if verdict == "confirmed":
+            return None
+        if verdict == "too_soon":
+            return "awaiting_confirmation", {"result": (
+                f"Not done: ask the user and wait for their answer before calling {name} "
+                "again. Nothing was changed.")}
+        button = (" (or they can press the confirm button, which carries it out)"
+                  if self.buttons is not None and self.buttons.has("confirm") else "")
+        return "awaiting_confirmation", {"result": (
+            f"Not done yet: {name} needs the user's confirmation first. Ask the user "
+            f"whether to go ahead; if they say yes, call {name} again with the same "
+            f"arguments within {window:g} s{button}. Nothing was changed.")}
 
     async def _act(self, tool: _Tool, action: Action) -> tuple[str, Payload]:
         """Run ``action`` unless the tool is busy or over its rate limit."""

@@ -157,6 +157,14 @@ class McpServerSpec:
     scheduling: Scheduling | None = None
     secret_file: Path | None = None
     """A bearer token sent as ``Authorization`` (HTTP servers); read when connecting."""
+    confirm: bool | tuple[str, ...] = False
+    """Every tool (True) or the tools so named by the server act only when confirmed."""
+    confirm_window_s: float = 30.0
+
+    def needs_confirmation(self, server_name: str) -> bool:
+        """Whether the server's tool ``server_name`` waits for the user's confirmation."""
+        return self.confirm is True or (
+            isinstance(self.confirm, tuple) and server_name in self.confirm)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,8 @@ async def home() -> AsyncIterator[McpServer]:
 
 async def test_tools_are_listed_and_declared_with_a_prefix(home: McpServer) -> None:
     names = {d["name"]: d for d in home.declarations()}
-    assert set(names) == {"home_light_on", "home_slow_report", "home_broken", "home_crash"}
+    assert set(names) == {"home_light_on", "home_open_garage", "home_slow_report",
+                           "home_broken", "home_crash"}
     light = names["home_light_on"]["parameters"]
     assert light["required"] == ["entity_id"]
     assert light["properties"]["brightness"]["nullable"] is True

@@ -41,6 +41,11 @@ def test_stdio_and_http_servers_are_read_beside_gpio_tools() -> None:
     ({**STDIO, "allow": "light_on"}, "tools[0].allow", "array of tool names"),
     ({**STDIO, "pin": 17}, "tools[0].pin", 'unknown key for kind "mcp"'),
     ({**STDIO, "name": "has space"}, "tools[0].name", "must start with a letter"),
+    ({**STDIO, "confirm": []}, "tools[0].confirm", "non-empty array"),
+    ({**STDIO, "confirm": "open_garage"}, "tools[0].confirm", "true, false or"),
+    ({**STDIO, "confirm_window_s": 10}, "tools[0].confirm_window_s", "only with confirm"),
+    ({**STDIO, "confirm": True, "confirm_window_s": 1}, "tools[0].confirm_window_s",
+     "between 5 and"),
 ])
 def test_mistakes_are_problems_at_their_key(table: dict[str, Any], key: str,
                                             fragment: str) -> None:
@@ -48,6 +53,15 @@ def test_mistakes_are_problems_at_their_key(table: dict[str, Any], key: str,
         parse_gpio(None, [table])
     assert [p.key for p in info.value.problems] == [key], info.value
     assert fragment in info.value.problems[0].message
+
+
+def test_confirm_names_the_tools_that_wait_or_takes_them_all() -> None:
+    named, every, none = parse_gpio(None, [
+        {**STDIO, "confirm": ["open_garage"], "confirm_window_s": 15},
+        {**STDIO, "name": "ha", "confirm": True}, {**STDIO, "name": "x"}]).mcp_servers
+    assert (named.confirm, named.confirm_window_s) == (("open_garage",), 15.0)
+    assert (every.confirm, every.confirm_window_s) == (True, 30.0)
+    assert none.confirm is False
 
 
 def test_a_server_may_not_take_a_gpio_tool_name() -> None:
