@@ -3,7 +3,7 @@
 The config file says things in its own words (``media_resolution = "low"``,
 ``vad.end_sensitivity = "low"``); this module turns them into the client's types::
 
-    model = make_model(config, api_key, function_declarations=registry.declarations())
+    model = make_model(config, api_key, function_declarations=registry.declarations)
     session = ResilientSession(model, reconnect_policy(config))
 
 With ``listen.mode = "push_to_talk"`` the button marks the user's turns, so the service's own
@@ -12,7 +12,7 @@ activity detection is switched off here, whatever ``[live.vad]`` says.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agent.config.model import AgentConfig, LiveConfig
@@ -156,19 +156,20 @@ def make_model(
     config: AgentConfig,
     api_key: Secret,
     *,
-    function_declarations: Sequence[Mapping[str, Any]] = (),
+    function_declarations: Callable[[], Sequence[Mapping[str, Any]]] = tuple,
     endpoint: str | None = None,
     app_check: Secret | None = None,
     auth: Secret | None = None,
 ) -> LiveGenerativeModel:
     """The model to connect to, with every ``[live]`` setting and the tools' declarations
-    (``ToolRegistry.declarations()``). Compression is left to `reconnect_policy`."""
+    (``ToolRegistry.declarations``, asked at every connection, so that tools an MCP server
+    adds are declared at the next setup). Compression is left to `reconnect_policy`."""
     live = config.live
-    tools = (
-        [{"functionDeclarations": [dict(d) for d in function_declarations]}]
-        if function_declarations
-        else None
-    )
+
+    def tools() -> list[dict[str, Any]]:
+        declared = function_declarations()
+        return [{"functionDeclarations": [dict(d) for d in declared]}] if declared else []
+
     return LiveGenerativeModel(
         backend=make_backend(live, api_key, endpoint=endpoint, app_check=app_check, auth=auth),
         model=live.model,

@@ -34,11 +34,15 @@ from agent.build.devices import (
 )
 from agent.build.live import make_model, reconnect_policy
 from agent.config import AgentConfig, ConfigError, find_api_key
+from agent.config.credentials import read_secret_file
 from agent.live.conversation import AudioSource, VoiceActivityDetector, WakeWordSpotter
 from agent.live.resilient import ResilientSession, SessionStats
+from agent.logs import register_secret
 from agent.media.audio import wake_chime
 from agent.media.camera import CameraStream
 from agent.tools import PinChange, ToolRegistry
+from agent.tools.mcp_client import McpServer
+from agent.tools.spec import McpServerSpec
 
 if TYPE_CHECKING:  # the emulator is imported only when the config asks for it
     from agent.emulator.config import EmulatorConfig
@@ -237,7 +241,7 @@ class Builder:
         try:
             credentials = LiveCredentials("") if reused("session") else self._credential(config)
             registry = old.registry if old is not None and reused("gpio") else take(
-                "gpio", *self._registry(config))
+                "gpio", *await self._registry(config))
             speaker = old.speaker if old is not None and reused("speaker") else take(
                 "speaker", *await _started(build_speaker(config.audio)))
             microphone = old.microphone if old is not None and reused("microphone") else take(
@@ -266,12 +270,26 @@ class Builder:
             key, key_file = given, None
         return live_credentials(config, given, key_file if key == given else None)
 
-    def _registry(self, config: AgentConfig) -> tuple[ToolRegistry, Undo]:
+    async def _registry(self, config: AgentConfig) -> tuple[ToolRegistry, Undo]:
         registry = ToolRegistry.from_config(config.gpio)
+        for spec in config.gpio.mcp_servers:
+            registry.add_mcp_server(McpServer(spec, secret=_mcp_secret(spec)))
         registry.open()
         if self._on_pin_change is not None:
             registry.on_change(self._on_pin_change)
-        return registry, _release_pins(registry)
+        release = _release_pins(registry)
+        try:
+            await registry.start_mcp(wait_s=MCP_START_S)
+        except BaseException:
+            await registry.stop_mcp()
+            await release()
+            raise
+
+        async def undo() -> None:
+            await registry.stop_mcp()
+            await release()
+
+        return registry, undo
 
     async def _emulator(self, config: AgentConfig) -> tuple[Emulator | None, Undo | None]:
         if not _emulator_wanted(config):
@@ -286,7 +304,7 @@ class Builder:
                        emulator: Emulator | None, credentials: LiveCredentials,
                        handle: str | None) -> tuple[ResilientSession, Undo]:
         model = make_model(config, credentials.primary,
-                           function_declarations=registry.declarations(),
+                           function_declarations=registry.declarations,
                            endpoint=emulator.url if emulator is not None else None,
                            app_check=credentials.app_check, auth=credentials.auth)
         session = ResilientSession(model, reconnect_policy(config))
@@ -314,6 +332,21 @@ async def _started(device: D) -> tuple[D, Undo]:
 def _camera(config: AgentConfig) -> tuple[CameraStream | None, Undo | None]:
     camera = build_camera(config.camera)
     return camera, camera.aclose if camera is not None else None
+
+
+MCP_START_S = 10.0
+"""How long the first connection waits for MCP servers' tool lists (a slow one is declared at
+the next connection once it is up)."""
+
+
+def _mcp_secret(spec: McpServerSpec) -> str | None:
+    """The server's bearer token, read from its file and redacted from every output."""
+    if spec.secret_file is None:
+        return None
+    secret = read_secret_file(spec.secret_file, ("tools", spec.name, "secret_file"),
+                              what="MCP secret file")
+    register_secret(secret)
+    return secret
 
 
 def _release_pins(registry: ToolRegistry) -> Undo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal, get_args
 
 from agent.config.problems import ConfigError, ConfigProblem
@@ -24,6 +25,7 @@ from agent.tools.spec import (
     SCHEDULINGS,
     STATUS_LEDS,
     GpioConfig,
+    McpServerSpec,
     PinFactoryKind,
     RateLimit,
     Scheduling,
@@ -49,8 +51,11 @@ def read_gpio(top: Table) -> GpioConfig:
     tools = _tools(top)
     for path, message in find_conflicts(tools, status):
         top.problem(path, message)
+    servers = _mcp_servers(top)
+    _check_names(top, tools, servers)
     return GpioConfig(pin_factory=factory, chip=chip, safe_after_disconnect_s=safe_after,
-                      status=status, tools=tuple(spec for _, spec in tools))
+                      status=status, tools=tuple(spec for _, spec in tools),
+                      mcp_servers=tuple(spec for _, spec in servers))
 
 
 def parse_gpio(gpio: object, tools: object) -> GpioConfig:
@@ -151,10 +156,110 @@ def _tools(top: Table) -> list[tuple[int, ToolSpec]]:
         if not isinstance(item, Mapping):
             top.invalid(("tools", i), "must be a table ([[tools]])", item)
             continue
+        if item.get("kind") == "mcp":
+            continue  # a server of tools, read by _mcp_servers
         spec = _tool(Table(item, (*top.loc, "tools", i), top.problems))
         if spec is not None:
             out.append((i, spec))
     return out
+
+
+def _mcp_servers(top: Table) -> list[tuple[int, McpServerSpec]]:
+    """The ``kind = "mcp"`` tables of ``[[tools]]``: each an MCP server whose tools the model
+    may call."""
+    raw = top.raw.get("tools")
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        if isinstance(item, Mapping) and item.get("kind") == "mcp":
+            spec = _mcp_server(Table(item, (*top.loc, "tools", i), top.problems))
+            if spec is not None:
+                out.append((i, spec))
+    return out
+
+
+def _mcp_server(t: Table) -> McpServerSpec | None:
+    start = len(t.problems)
+    name = t.text("name")
+    if name is not None and not _NAME.fullmatch(name):
+        t.invalid("name", _NAME_HELP, name)
+    t.text("kind", REQUIRED, ("mcp",))
+    command = t.get("command", None)
+    url = t.text("url", None)
+    if command is not None and (not isinstance(command, list) or not command
+                                or not all(isinstance(c, str) and c for c in command)):
+        t.invalid("command", "must be a non-empty array of strings (the program and its "
+                             "arguments)", command)
+        command = None
+    if (command is None) == (url is None) and len(t.problems) == start:
+        t.problem("command", 'give command = ["program", "args"...] (a stdio server) or url = '
+                             '"https://..." (streamable HTTP), one of them')
+    if url is not None and not url.startswith(("http://", "https://")):
+        t.invalid("url", "must be an http:// or https:// URL", url)
+    headers = _string_table(t, "headers")
+    written_secret = t.text("secret_file", None)
+    secret_file = None if written_secret is None else Path(written_secret).expanduser()
+    if secret_file is not None and not secret_file.is_absolute():
+        t.invalid("secret_file", "must be an absolute path", written_secret)
+    if secret_file is not None and url is None:
+        t.problem("secret_file", "is sent as an HTTP header: it needs url")
+    prefix = t.text("prefix", f"{name}_" if name else "", allow_empty=True)
+    allow = t.get("allow", None)
+    if allow is not None and (not isinstance(allow, list)
+                              or not all(isinstance(a, str) for a in allow)):
+        t.invalid("allow", "must be an array of tool names", allow)
+        allow = None
+    rate_limit = _rate_limit(t)
+    behavior = t.text("behavior", "BLOCKING", BEHAVIORS)
+    scheduling = _scheduling(t, behavior)
+    timeout = t.number("timeout_s", 10.0, 0, MAX_SECONDS, lo_open=True)
+    confirm = _mcp_confirm(t)
+    window = _confirm_window(t, bool(confirm))
+    t.finish(' for kind "mcp"')
+    if name is None or len(t.problems) > start:
+        return None
+    return McpServerSpec(
+        name=name, command=tuple(command or ()), url=url, headers=headers, prefix=prefix,
+        allow=None if allow is None else tuple(allow), timeout_s=timeout,
+        rate_limit=rate_limit, behavior=behavior, scheduling=scheduling,
+        secret_file=secret_file, confirm=confirm, confirm_window_s=window)
+
+
+def _mcp_confirm(t: Table) -> bool | tuple[str, ...]:
+    """``confirm``: true (every tool of the server) or the names of the tools, as the server
+    names them, that wait for the user's confirmation."""
+    confirm = t.get("confirm", False)
+    if isinstance(confirm, bool):
+        return confirm
+    if (isinstance(confirm, list) and confirm
+            and all(isinstance(c, str) and c for c in confirm)):
+        return tuple(confirm)
+    t.invalid("confirm", "must be true, false or a non-empty array of the server's tool "
+                         "names", confirm)
+    return False
+
+
+def _string_table(t: Table, key: str) -> dict[str, str]:
+    raw = t.get(key, None)
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        t.invalid(key, "must be a table of strings", raw)
+        return {}
+    return dict(raw)
+
+
+def _check_names(top: Table, tools: list[tuple[int, ToolSpec]],
+                 servers: list[tuple[int, McpServerSpec]]) -> None:
+    """A server's name is a tool name too: the same name twice is an error."""
+    seen = {spec.name: i for i, spec in tools}
+    for i, spec in servers:
+        if spec.name in seen:
+            top.problem(("tools", i, "name"),
+                        f"{describe(spec.name)} is already the name of tools[{seen[spec.name]}]")
+        seen[spec.name] = i
 
 
 def _tool(t: Table) -> ToolSpec | None:
@@ -191,13 +296,13 @@ def _tool(t: Table) -> ToolSpec | None:
 
 def _confirm_window(t: Table, confirm: object) -> float:
     """How long a request for confirmation waits for its confirming call."""
-    if confirm is True:
+    if confirm:
         # at least a few seconds: the user has to hear the question and answer it
         window: float = t.number("confirm_window_s", 30.0, MIN_CONFIRM_WINDOW_S, MAX_SECONDS)
         return window
     if t.has("confirm_window_s"):
         t.get("confirm_window_s", None)  # read: not reported again as an unknown key
-        if isinstance(t.raw.get("confirm", False), bool):  # else confirm has its own problem
+        if t.raw.get("confirm", False) is False:  # else confirm has its own problem
             t.problem("confirm_window_s", "applies only with confirm = true; remove it or "
                                           "set confirm = true")
     return 30.0

@@ -288,7 +288,7 @@ class LiveGenerativeModel:
         backend: Backend,
         model: str,
         generation_config: LiveGenerationConfig | None = None,
-        tools: Sequence[Tool | JsonDict] | None = None,
+        tools: Sequence[Tool | JsonDict] | Callable[[], Sequence[Tool | JsonDict]] | None = None,
         tool_config: JsonDict | None = None,
         system_instruction: str | Part | Content | None = None,
         realtime_input_config: RealtimeInputConfig | None = None,
@@ -303,7 +303,9 @@ class LiveGenerativeModel:
         self.backend = backend
         self.model = model
         self.generation_config = generation_config or LiveGenerationConfig()
-        self.tools = list(tools) if tools else None
+        # A function is asked at every connection: tool lists that change (an MCP server's)
+        # are declared at the next setup.
+        self.tools = tools if callable(tools) else (list(tools) if tools else None)
         self.tool_config = tool_config
         self.system_instruction = format_system_instruction(system_instruction)
         self.realtime_input_config = realtime_input_config
@@ -319,8 +321,9 @@ class LiveGenerativeModel:
         setup["generationConfig"] = generation
         if hoisted["context_window_compression"] is not None:
             setup["contextWindowCompression"] = to_wire(hoisted["context_window_compression"])
-        if self.tools:
-            setup["tools"] = [to_wire(tool) for tool in self.tools]
+        tools = self.tools() if callable(self.tools) else self.tools
+        if tools:
+            setup["tools"] = [to_wire(tool) for tool in tools]
         if self.tool_config:
             setup["toolConfig"] = self.tool_config
         if self.system_instruction is not None:

@@ -36,6 +36,7 @@ from agent.tools.confirm import ConfirmationBook
 from agent.tools.errors import ArgumentError, ToolError, ToolSetupError
 from agent.tools.gpio import Action, Actuator
 from agent.tools.kinds import build_actuator
+from agent.tools.mcp_client import McpServer, McpTool
 from agent.tools.option_reader import format_key
 from agent.tools.pins import make_pin_factory
 from agent.tools.ratelimit import SlidingWindowLimiter
@@ -91,6 +92,7 @@ class ToolRegistry:
         cancel_grace_s: float = 0.5,
         max_workers: int | None = None,
     ) -> None:
+        self.mcp_servers: list[McpServer] = []
         conflicts = find_conflicts(list(enumerate(specs)), status)
         if conflicts:
             raise ToolSetupError("\n".join(f"{format_key(key)}: {message}"
@@ -104,6 +106,7 @@ class ToolRegistry:
         self._workers = max_workers or max(2, min(8, len(specs)))
         self._tools: dict[str, _Tool] = {}
         self._confirmations = ConfirmationBook()
+        self._mcp_limiters: dict[str, SlidingWindowLimiter] = {}
         self._outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self._confirm_listeners: list[Callable[[str, Payload], None]] = []
         self._unsubscribe_buttons: Callable[[], None] | None = None
@@ -128,10 +131,76 @@ class ToolRegistry:
 
     @classmethod
     def from_config(cls, config: GpioConfig, **kwargs: Any) -> ToolRegistry:
-        """Build from the parsed config (pin factory, chip, status GPIO, watchdog)."""
+        """Build from the parsed config (pin factory, chip, status GPIO, watchdog); its MCP
+        servers are added with `add_mcp_server` (their secrets are the builder's to read)."""
         return cls(config.tools, kwargs.pop("pin_factory", config.pin_factory),
                    status=config.status, safe_after_disconnect_s=config.safe_after_disconnect_s,
                    chip=config.chip, **kwargs)
+
+    # ------------------------------------------------------------------ MCP servers
+
+    def add_mcp_server(self, server: McpServer) -> None:
+        """Offer ``server``'s tools next to the GPIO tools (call before `start_mcp`)."""
+        spec = server.spec
+        self.mcp_servers.append(server)
+        if spec.rate_limit is not None:
+            self._mcp_limiters[spec.name] = SlidingWindowLimiter(spec.rate_limit, self._clock)
+
+    async def start_mcp(self, wait_s: float) -> None:
+        """Start every MCP server; wait at most ``wait_s`` for their tool lists (one that is
+        not up by then is declared once it is, at the next connection)."""
+        for server in self.mcp_servers:
+            await server.start()
+        ready = await asyncio.gather(*(s.wait_ready(wait_s) for s in self.mcp_servers))
+        for server, up in zip(self.mcp_servers, ready, strict=True):
+            if not up:
+                log.warning("mcp.not_ready", server=server.spec.name, waited_s=wait_s)
+
+    async def stop_mcp(self) -> None:
+        for server in self.mcp_servers:
+            await server.stop()
+
+    def _mcp_tool(self, name: str) -> tuple[McpServer, McpTool] | None:
+        for server in self.mcp_servers:
+            tool = server.tools.get(name)
+            if tool is not None:
+                return server, tool
+        return None
+
+    async def _call_mcp(self, server: McpServer, tool: McpTool,
+                        args: Mapping[str, Any] | None) -> tuple[str, Payload]:
+        name = tool.declared_name
+        try:
+            arguments = validate_arguments(tool.parameters, args)
+        except ArgumentError as exc:
+            return "invalid", {"error": f"invalid arguments for {name}: {exc}. Nothing was "
+                                        "done; call it again with corrected arguments"}
+        spec = server.spec
+        if spec.needs_confirmation(tool.server_name):
+            waiting = self._ask_confirmation(name, arguments, spec.confirm_window_s)
+            if waiting is not None:
+                return waiting
+            outcome, payload = await self._invoke_mcp(server, tool, arguments)
+            return ("confirmed" if outcome == "ok" else outcome), payload
+        return await self._invoke_mcp(server, tool, arguments)
+
+    async def _invoke_mcp(self, server: McpServer, tool: McpTool,
+                          arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+        """Call ``tool`` unless its server is over its rate limit; bounded by its timeout."""
+        name = tool.declared_name
+        limiter = self._mcp_limiters.get(server.spec.name)
+        retry_after = limiter.try_acquire() if limiter else None
+        if retry_after is not None:
+            return "rate_limited", {"error": f"rate limit: the tools of {server.spec.name} are "
+                                             "called too often; nothing was done, try again "
+                                             f"in {max(retry_after, 0.1):.1f} s"}
+        timeout = server.spec.timeout_s
+        try:
+            async with asyncio.timeout(timeout + self._grace_s):
+                payload = await server.call(name, dict(arguments))
+        except TimeoutError:
+            return "timeout", {"error": f"{name} did not answer within {timeout:g} s"}
+        return ("ok" if "result" in payload else "error"), payload
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -233,13 +302,25 @@ class ToolRegistry:
                 decl["parameters"] = copy.deepcopy(dict(tool.spec.parameters))
             decl["behavior"] = tool.spec.behavior
             out.append(decl)
+        names = set(self._tools)
+        for server in self.mcp_servers:  # the tools each listed last
+            for declaration in server.declarations(server.spec.behavior):
+                if declaration["name"] in names:
+                    log.warning("mcp.name_taken", server=server.spec.name,
+                                tool=declaration["name"])
+                    continue
+                names.add(declaration["name"])
+                out.append(copy.deepcopy(declaration))
         return out
 
     def scheduling(self, name: str) -> str | None:
         """How the model should take the result of a call to ``name``: the tool's
         ``scheduling`` for a non-blocking tool, None otherwise (unknown names included)."""
         tool = self._tools.get(name) if isinstance(name, str) else None
-        return None if tool is None else tool.spec.scheduling
+        if tool is not None:
+            return tool.spec.scheduling
+        remote = self._mcp_tool(name) if isinstance(name, str) else None
+        return None if remote is None else remote[0].spec.scheduling
 
     async def call(self, name: str, args: Mapping[str, Any] | None, *,
                    call_id: str | None = None, session: str | None = None) -> dict[str, Any]:
@@ -261,8 +342,7 @@ class ToolRegistry:
             log.info("tool.confirm_nothing_waiting")
             return None
         name, arguments = taken
-        tool = self._tools[name]
-        payload = await self._audited(name, arguments, self._confirmed(tool, arguments),
+        payload = await self._audited(name, arguments, self._confirmed(name, arguments),
                                       confirmed_by="button")
         for listener in list(self._confirm_listeners):
             try:
@@ -301,13 +381,22 @@ class ToolRegistry:
             return payload
         finally:
             # Counted by a configured name only ("unknown" else): the labels stay bounded.
-            counted = name if isinstance(name, str) and name in self._tools else "unknown"
+            counted = name if isinstance(name, str) and (
+                name in self._tools or self._mcp_tool(name) is not None) else "unknown"
             self._outcomes[(counted, outcome)] += 1
             log.info("tool.actuated", tool=audit_view(name), args=audit_view(args),
                      outcome=outcome, result=audit_view(payload),
                      duration_ms=round((time.perf_counter() - started) * 1e3, 3), **audit)
 
-    async def _confirmed(self, tool: _Tool, arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+    async def _confirmed(self, name: str, arguments: Mapping[str, Any]) -> tuple[str, Payload]:
+        """Carry out a confirmed request of the GPIO or MCP tool ``name``."""
+        tool = self._tools.get(name)
+        if tool is None:
+            remote = self._mcp_tool(name)
+            if remote is None:  # the server's tool list changed while the request waited
+                return "unknown", {"error": f"{name} is no longer offered; nothing was done"}
+            outcome, payload = await self._invoke_mcp(*remote, arguments)
+            return ("confirmed" if outcome == "ok" else outcome), payload
         if not self._opened:
             return "closed", {"error": "the device's GPIO is shut down; nothing was changed"}
         outcome, payload = await self._act(tool, tool.actuator.prepare(arguments))
@@ -315,8 +404,12 @@ class ToolRegistry:
 
     async def _dispatch(self, name: str, args: Mapping[str, Any] | None) -> tuple[str, Payload]:
         tool = self._tools.get(name) if isinstance(name, str) else None
+        remote = self._mcp_tool(name) if tool is None and isinstance(name, str) else None
+        if remote is not None:
+            return await self._call_mcp(*remote, args)
         if tool is None:
-            known = ", ".join(self._tools) or "none"
+            known = ", ".join([*self._tools, *(t for s in self.mcp_servers for t in s.tools)])
+            known = known or "none"
             # The name is the model's: shown bounded.
             shown = repr(name[:64]) if isinstance(name, str) else f"a {type(name).__name__}"
             return "unknown", {"error": f"there is no function named {shown}; the available "
@@ -331,22 +424,30 @@ class ToolRegistry:
                                         "changed; call it again with corrected arguments"}
         confirmed = False
         if tool.spec.confirm:
-            window = tool.spec.confirm_window_s
-            verdict = self._confirmations.check(name, arguments, window, self._clock())
-            if verdict == "ask":
-                button = (" (or they can press the confirm button, which carries it out)"
-                          if self.buttons is not None and self.buttons.has("confirm") else "")
-                return "awaiting_confirmation", {"result": (
-                    f"Not done yet: {name} needs the user's confirmation first. Ask the user "
-                    f"whether to go ahead; if they say yes, call {name} again with the same "
-                    f"arguments within {window:g} s{button}. Nothing was changed.")}
-            if verdict == "too_soon":
-                return "awaiting_confirmation", {"result": (
-                    f"Not done: ask the user and wait for their answer before calling {name} "
-                    "again. Nothing was changed.")}
+            waiting = self._ask_confirmation(name, arguments, tool.spec.confirm_window_s)
+            if waiting is not None:
+                return waiting
             confirmed = True
         outcome, payload = await self._act(tool, action)
         return ("confirmed" if confirmed and outcome == "ok" else outcome), payload
+
+    def _ask_confirmation(self, name: str, arguments: Mapping[str, Any],
+                          window: float) -> tuple[str, Payload] | None:
+        """None when this call confirms the waiting request for ``name``; otherwise the
+        answer that tells the model to ask the user first (nothing is done)."""
+        verdict = self._confirmations.check(name, arguments, window, self._clock())
+        if verdict == "confirmed":
+            return None
+        if verdict == "too_soon":
+            return "awaiting_confirmation", {"result": (
+                f"Not done: ask the user and wait for their answer before calling {name} "
+                "again. Nothing was changed.")}
+        button = (" (or they can press the confirm button, which carries it out)"
+                  if self.buttons is not None and self.buttons.has("confirm") else "")
+        return "awaiting_confirmation", {"result": (
+            f"Not done yet: {name} needs the user's confirmation first. Ask the user "
+            f"whether to go ahead; if they say yes, call {name} again with the same "
+            f"arguments within {window:g} s{button}. Nothing was changed.")}
 
     async def _act(self, tool: _Tool, action: Action) -> tuple[str, Payload]:
         """Run ``action`` unless the tool is busy or over its rate limit."""

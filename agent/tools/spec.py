@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from agent.tools.options import ToolOptions
@@ -41,6 +42,7 @@ __all__ = [
     "STATUS_LEDS",
     "Behavior",
     "GpioConfig",
+    "McpServerSpec",
     "PinFactoryKind",
     "RateLimit",
     "Scheduling",
@@ -138,6 +140,34 @@ class StatusGpioSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class McpServerSpec:
+    """``command`` (a stdio server the agent starts) or ``url`` (streamable HTTP, with
+    ``headers``). Its tools are declared as ``prefix`` + the tool's name, those in ``allow``
+    only when it is given."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    prefix: str = ""
+    allow: tuple[str, ...] | None = None
+    timeout_s: float = 10.0
+    rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT
+    behavior: Behavior = "BLOCKING"
+    scheduling: Scheduling | None = None
+    secret_file: Path | None = None
+    """A bearer token sent as ``Authorization`` (HTTP servers); read when connecting."""
+    confirm: bool | tuple[str, ...] = False
+    """Every tool (True) or the tools so named by the server act only when confirmed."""
+    confirm_window_s: float = 30.0
+
+    def needs_confirmation(self, server_name: str) -> bool:
+        """Whether the server's tool ``server_name`` waits for the user's confirmation."""
+        return self.confirm is True or (
+            isinstance(self.confirm, tuple) and server_name in self.confirm)
+
+
+@dataclass(frozen=True, slots=True)
 class GpioConfig:
     """Everything the tools layer needs from the config file."""
 
@@ -146,3 +176,4 @@ class GpioConfig:
     safe_after_disconnect_s: float = 30.0
     status: StatusGpioSpec | None = None
     tools: tuple[ToolSpec, ...] = ()
+    mcp_servers: tuple[McpServerSpec, ...] = ()

@@ -29,21 +29,23 @@ from agent.tools import ToolRegistry
 CALLS = 500
 
 
-async def measure(client: Callable[[str], Awaitable[Callable[[], Awaitable[None]]]]) -> list[float]:
-    """Round trips in ms; ``client(url)`` connects and returns its closer."""
+async def measure(
+    client: Callable[[str], Awaitable[Callable[[], Awaitable[None]]]],
+    name: str = "lamp",
+    args_for: Callable[[int], dict[str, object]] = lambda n: {"action": "on" if n % 2 else "off"},
+    calls: int = CALLS,
+) -> list[float]:
+    """Round trips in ms of ``calls`` calls of ``name``; ``client(url)`` connects and returns
+    its closer."""
     times: list[float] = []
     done = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()  # setup
         await ws.send(b'{"setupComplete":{}}')
-        for n in range(CALLS):
-            action = "on" if n % 2 else "off"
-            frame = {
-                "toolCall": {
-                    "functionCalls": [{"id": f"c{n}", "name": "lamp", "args": {"action": action}}]
-                }
-            }
+        for n in range(calls):
+            frame = {"toolCall": {"functionCalls": [{"id": f"c{n}", "name": name,
+                                                     "args": args_for(n)}]}}
             started = time.perf_counter()
             await ws.send(json.dumps(frame).encode())
             while True:

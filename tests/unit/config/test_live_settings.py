@@ -26,7 +26,7 @@ DECLARATION = {"name": "set_lamp", "description": "Lamp.",
 
 def test_the_example_config_makes_this_setup_message() -> None:
     config = load_config(REPO / "agent.example.toml")
-    model = make_model(config, "key-for-test", function_declarations=[DECLARATION])
+    model = make_model(config, "key-for-test", function_declarations=lambda: [DECLARATION])
     setup = model.setup_message()
     assert setup["model"] == "models/gemini-live-2.5-flash-preview"
     assert setup["generationConfig"] == {
@@ -108,7 +108,7 @@ async def test_a_model_from_the_config_connects_to_the_emulator(
         endpoint = "{emulator.url}"
         voice = "Kore"
     '''))
-    session = await make_model(config, "k", function_declarations=[DECLARATION]).connect()
+    session = await make_model(config, "k", function_declarations=lambda: [DECLARATION]).connect()
     try:
         assert not session.is_closed
     finally:
