@@ -33,8 +33,10 @@ from agent.build.devices import (
     with_echo_policy,
 )
 from agent.build.live import make_model, reconnect_policy
+from agent.build.memory import session_mark
 from agent.config import AgentConfig, ConfigError, find_api_key
 from agent.live.conversation import AudioSource, VoiceActivityDetector, WakeWordSpotter
+from agent.live.memory import ConversationMemory
 from agent.live.resilient import ResilientSession, SessionStats
 from agent.media.audio import wake_chime
 from agent.media.camera import CameraStream
@@ -157,6 +159,9 @@ class Builder:
         on_pin_change: told every pin change of each registry built.
         emulator_config: the in-process emulator's settings (default: the lamp scenario,
             nothing recorded, a small device's limits).
+        memory: what the conversation remembers across restarts: each session built resumes
+            with its saved handle (the first), seeds fresh connections with its transcript and
+            keeps its newest handle there.
     """
 
     def __init__(
@@ -166,8 +171,10 @@ class Builder:
         on_session_state: Callable[[SessionStats], None] | None = None,
         on_pin_change: Callable[[PinChange], None] | None = None,
         emulator_config: EmulatorConfig | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self._api_key = api_key
+        self._memory = memory
         self._on_session_state = on_session_state
         self._on_pin_change = on_pin_change
         self._emulator_config = emulator_config
@@ -290,6 +297,12 @@ class Builder:
                            endpoint=emulator.url if emulator is not None else None,
                            app_check=credentials.app_check, auth=credentials.auth)
         session = ResilientSession(model, reconnect_policy(config))
+        memory = self._memory
+        if memory is not None:
+            saved = memory.handle_for(session_mark(config))
+            handle = handle or saved
+            session.seed = memory.seed
+            session.on_handle = memory.note_handle
         session.handle = handle
         if self._on_session_state is not None:
             session.add_listener(self._on_session_state)

@@ -76,6 +76,7 @@ class UserTurn:
     spoken: int | None
     index: int
     ended_at: float
+    previous: str = ""  # the user's turn before this one, from the session's history
 
 
 class FakeModel:
@@ -195,6 +196,14 @@ class FakeModel:
         if content.turn_complete:
             text, self.pending_text = self.pending_text, ""
             await self._user_turn(text, spoken=False)
+        else:  # context: each turn goes to the history as it is, with its role
+            for turn in content.turns:
+                role = wire.get(turn, "role", "user")
+                words = " ".join(str(wire.get(part, "text")) for part in wire.get(turn, "parts", [])
+                                 if isinstance(part, dict) and wire.get(part, "text") is not None)
+                self.state.remember(str(role), words, self.limits.max_history)
+                self.state.context_turns += 1
+            log.info("emulator.context", turns=len(content.turns))
 
     async def _tool_response(self, response: wire.ToolResponse) -> None:
         for item in response.responses:
@@ -260,7 +269,8 @@ class FakeModel:
             if text is None:
                 text = self.scenario.transcript(spoken_index)
         text = self._joined("", text or "")
-        turn = UserTurn(text, spoken_index, self.state.user_turns, time.monotonic())
+        turn = UserTurn(text, spoken_index, self.state.user_turns, time.monotonic(),
+                        self.state.previous_user_text())
         self.state.remember("user", turn.text, self.limits.max_history)
         log.info(
             "emulator.turn", index=turn.index, spoken=spoken_index, text=turn.text[:LOG_TEXT_CHARS]
@@ -344,7 +354,7 @@ class FakeModel:
                 await self.host.send(wire.server_content(inputTranscription={"text": fragment}))
         if rule is not None and rule.calls:
             await self._call_tools(rule)
-        reply = self.scenario.reply_text(rule, turn.text)
+        reply = self.scenario.reply_text(rule, turn.text, turn.previous)
         response_tokens = await self._generate(reply, rule)
         await self.host.send(wire.server_content(generationComplete=True))
         usage = wire.usage_metadata(
