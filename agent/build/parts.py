@@ -301,6 +301,7 @@ class Builder:
         if memory is not None:
             saved = memory.handle_for(session_mark(config))
             handle = handle or saved
+            memory.note_handle(handle)  # a new model's session keeps no handle of the old
             session.seed = memory.seed
             session.on_handle = memory.note_handle
         session.handle = handle
