@@ -112,7 +112,7 @@ class FakeModel:
         )
         self.in_activity = False  # between activityStart and activityEnd
         self.activity_text = ""
-        self.pending_text = ""  # the user's words of the context (clientContent, no turnComplete)
+        self.pending_text = ""  # the user's words given as context since the model last spoke
         self.outstanding: dict[str, PendingCall] = {}
         self.cancelled: dict[str, None] = {}  # the newest cancelled call ids, oldest first
         self.turns: deque[UserTurn] = deque()
@@ -191,19 +191,24 @@ class FakeModel:
         self._add_tokens("TEXT", text_tokens)
         if content.images:
             self._add_tokens("IMAGE", self.image_tokens * len(content.images))
-        if content.turn_complete:  # its own words, or those of the context before it
-            text, self.pending_text = content.text or self.pending_text, ""
-            await self._user_turn(text, spoken=False)
-        else:  # context: each turn goes to the history as it is, with its role
+        if content.turn_complete:
             if content.text:
                 self.pending_text = self._joined(self.pending_text, content.text)
-            for turn in content.turns:
-                role = wire.get(turn, "role", "user")
-                words = " ".join(str(wire.get(part, "text")) for part in wire.get(turn, "parts", [])
-                                 if isinstance(part, dict) and wire.get(part, "text") is not None)
-                self.state.remember(str(role)[:16], words, self.limits.max_history)
-                self.state.context_turns += 1
-            log.info("emulator.context", turns=len(content.turns))
+            text, self.pending_text = self.pending_text, ""
+            await self._user_turn(text, spoken=False)
+            return
+        for turn in content.turns:  # context: each turn goes to the history, with its role
+            role = str(wire.get(turn, "role", "user"))[:16]
+            words = " ".join(str(wire.get(part, "text")) for part in wire.get(turn, "parts", [])
+                             if isinstance(part, dict) and wire.get(part, "text") is not None)
+            self.state.remember(role, words, self.limits.max_history)
+            self.state.context_turns += 1
+            # the user's words since the model last spoke begin the next user turn
+            if role == "model":
+                self.pending_text = ""
+            elif role == "user" and words:
+                self.pending_text = self._joined(self.pending_text, words)
+        log.info("emulator.context", turns=len(content.turns))
 
     async def _tool_response(self, response: wire.ToolResponse) -> None:
         for item in response.responses:
