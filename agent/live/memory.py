@@ -252,10 +252,10 @@ def write_atomically(path: Path, data: bytes) -> None:
 class ConversationMemory:
     """The conversation's memory, kept in ``path``.
 
-    ``open()`` reads what an earlier run left; the session asks ``handle_for(mark)`` for a
-    handle to resume and seeds fresh connections with ``transcript.contents()``; the daemon
-    tells it the newest handle and every transcript fragment, and ``aclose()`` writes the last
-    state when the agent stops.
+    ``open()`` reads what an earlier run left; the builder asks ``handle_for(mark)`` for a
+    handle to resume and lets the session seed fresh connections with ``seed()``; the session
+    tells it each new handle, the daemon every transcript fragment, and ``aclose()`` writes the
+    last state when the agent stops.
     """
 
     def __init__(
@@ -289,6 +289,9 @@ class ConversationMemory:
         warning) when the file is missing, unreadable, corrupt or hostile."""
         memory = cls(path, Transcript(max_turns, max_chars), handle_valid_s=handle_valid_s,
                      save_interval_s=save_interval_s, clock=clock)
+        for stale in path.parent.glob(f".{path.name}.*"):  # a write cut short by a crash
+            with contextlib.suppress(OSError):
+                stale.unlink()
         try:
             data = read_file(path)
             saved = parse(data) if data is not None else None

@@ -170,6 +170,15 @@ def test_what_is_not_a_regular_file_is_refused_with_a_warning(tmp_path: Path) ->
         assert warning["log_level"] == "warning" and warning["action"] == "starting a fresh session"
 
 
+def test_a_write_cut_short_leaves_nothing_behind_at_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.json"
+    saved_file(path)
+    (tmp_path / ".conversation.json.x1y2").write_bytes(b"half a wri")
+    memory = ConversationMemory.open(path, clock=lambda: 1_000.0)
+    assert memory.handle_for(MARK) == "h-1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conversation.json"]
+
+
 def test_no_file_is_a_fresh_start_without_a_warning(tmp_path: Path) -> None:
     with structlog.testing.capture_logs() as logs:
         memory = ConversationMemory.open(tmp_path / "none.json")
