@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent.build import Builder, Parts, ReloadFailed
+from agent.build.memory import open_memory
 from agent.config import AgentConfig, ConfigError, diff_sections, load_config
 from agent.live.conversation import (
     AudioConversationController,
@@ -70,9 +71,10 @@ class Daemon:
         self.config_path = config_path or config.source
         self.notifier = notifier or default_notifier()
         self.on_event = on_event
+        self.memory = open_memory(config)  # read at start: [memory] changes need a restart
         self.builder = Builder(api_key=api_key, on_session_state=self._on_session_state,
                                on_pin_change=self._on_pin_change,
-                               emulator_config=emulator_config)
+                               emulator_config=emulator_config, memory=self.memory)
         self.parts: Parts | None = None
         self.controller: AudioConversationController | None = None
         self.exit_code = EXIT_OK
@@ -122,6 +124,8 @@ class Daemon:
             await self._stop_running()
             if self.parts is not None:
                 await self.builder.tear_down(self.parts)
+            if self.memory is not None:  # the session has ended: its last handle is kept
+                await self.memory.aclose()
             log.info("daemon.stopped", exit_code=self.exit_code)
             flush_logs()
         return self.exit_code
@@ -313,6 +317,8 @@ class Daemon:
             self.on_event("session.state", {"state": str(stats.state)})
 
     def _on_conversation_event(self, name: str, fields: dict[str, Any]) -> None:
+        if self.memory is not None:
+            self.memory.note_event(name, fields)
         if name in ("listen.wake", "listen.sleep", "mute"):
             self._update_camera()
             self.notifier.status(self._status_line())

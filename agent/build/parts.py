@@ -33,9 +33,11 @@ from agent.build.devices import (
     with_echo_policy,
 )
 from agent.build.live import make_model, reconnect_policy
+from agent.build.memory import session_mark
 from agent.config import AgentConfig, ConfigError, find_api_key
 from agent.config.credentials import read_secret_file
 from agent.live.conversation import AudioSource, VoiceActivityDetector, WakeWordSpotter
+from agent.live.memory import ConversationMemory
 from agent.live.resilient import ResilientSession, SessionStats
 from agent.logs import register_secret
 from agent.media.audio import wake_chime
@@ -161,6 +163,9 @@ class Builder:
         on_pin_change: told every pin change of each registry built.
         emulator_config: the in-process emulator's settings (default: the lamp scenario,
             nothing recorded, a small device's limits).
+        memory: what the conversation remembers across restarts: each session built resumes
+            with its saved handle (the first), seeds fresh connections with its transcript and
+            keeps its newest handle there.
     """
 
     def __init__(
@@ -170,8 +175,10 @@ class Builder:
         on_session_state: Callable[[SessionStats], None] | None = None,
         on_pin_change: Callable[[PinChange], None] | None = None,
         emulator_config: EmulatorConfig | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self._api_key = api_key
+        self._memory = memory
         self._on_session_state = on_session_state
         self._on_pin_change = on_pin_change
         self._emulator_config = emulator_config
@@ -308,6 +315,13 @@ class Builder:
                            endpoint=emulator.url if emulator is not None else None,
                            app_check=credentials.app_check, auth=credentials.auth)
         session = ResilientSession(model, reconnect_policy(config))
+        memory = self._memory
+        if memory is not None:
+            saved = memory.handle_for(session_mark(config))
+            handle = handle or saved
+            memory.note_handle(handle)  # a new model's session keeps no handle of the old
+            session.seed = memory.seed
+            session.on_handle = memory.note_handle
         session.handle = handle
         if self._on_session_state is not None:
             session.add_listener(self._on_session_state)

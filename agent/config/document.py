@@ -23,6 +23,7 @@ from agent.config.sections import (
     read_listen,
     read_live,
     read_logging,
+    read_memory,
     read_metrics,
     read_reconnect,
 )
@@ -33,7 +34,7 @@ MAX_NESTING = 32
 """The deepest a value may nest (a custom tool's schema is the deepest part of a config)."""
 
 SECTIONS = ("live", "reconnect", "audio", "listen", "camera", "gpio", "tools", "logging",
-            "health", "metrics")
+            "health", "metrics", "memory")
 
 SECRET_ADVICE = (
     "secrets do not belong in the config file; put the key in a file only root can read "
@@ -121,6 +122,7 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
     logging = read_logging(top.section("logging"))
     health = read_health(top.section("health"))
     metrics = read_metrics(top.section("metrics"), base_dir)
+    memory = read_memory(top.section("memory"), base_dir)
     top.finish()
     if listen.mode == "push_to_talk" and (gpio.status is None
                                           or gpio.status.push_to_talk_button is None):
@@ -130,4 +132,4 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
             ("listen", "mode") if written else ("audio", "push_to_talk")))
     return AgentConfig(live=live, reconnect=reconnect, audio=audio, listen=listen, camera=camera,
                        gpio=gpio, logging=logging, health=health, metrics=metrics,
-                       source=source)
+                       memory=memory, source=source)

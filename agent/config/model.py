@@ -31,6 +31,7 @@ __all__ = [
     "ListenMode",
     "LiveConfig",
     "LoggingConfig",
+    "MemoryConfig",
     "ReconnectConfig",
     "SpeechGateConfig",
     "diff_sections",
@@ -304,6 +305,21 @@ class MetricsConfig:
         return self.listen is not None or self.textfile is not None
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    """``[memory]``: what the conversation remembers across restarts (the newest resumption
+    handle and the last ``max_turns`` turns, at most ``max_chars``), kept in ``file``
+    (default ``$STATE_DIRECTORY/conversation.json``; nothing is kept without either).
+    ``remember = false`` keeps nothing and deletes the file. A handle older than
+    ``handle_valid_s`` is not tried (None: the backend's own validity)."""
+
+    remember: bool = True
+    file: Path | None = None
+    max_turns: int = 12
+    max_chars: int = 4_000
+    handle_valid_s: float | None = None
+
+
 # -- the whole file -------------------------------------------------------------------------
 
 
@@ -320,6 +336,7 @@ class AgentConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -334,7 +351,7 @@ def diff_sections(old: AgentConfig, new: AgentConfig) -> set[str]:
     The daemon restarts only the parts that read those sections on SIGHUP.
     """
     changed = {name for name in ("live", "reconnect", "audio", "listen", "camera", "logging",
-                                 "health", "metrics")
+                                 "health", "metrics", "memory")
                if getattr(old, name) != getattr(new, name)}
     if dataclasses.replace(old.gpio, tools=()) != dataclasses.replace(new.gpio, tools=()):
         changed.add("gpio")

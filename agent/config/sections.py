@@ -39,6 +39,7 @@ from agent.config.model import (
     ListenMode,
     LiveConfig,
     LoggingConfig,
+    MemoryConfig,
     MetricsConfig,
     ReconnectConfig,
     SpeechGateConfig,
@@ -47,7 +48,7 @@ from agent.config.problems import KeyPath
 from agent.config.reader import Table, describe
 
 __all__ = ["read_audio", "read_camera", "read_health", "read_listen", "read_live",
-           "read_logging", "read_metrics", "read_reconnect"]
+           "read_logging", "read_memory", "read_metrics", "read_reconnect"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
@@ -592,6 +593,21 @@ def read_metrics(s: Table, base_dir: Path) -> MetricsConfig:
                               "collector is the way when nothing may listen on the device")
     s.finish()
     return MetricsConfig(listen=listen, textfile=textfile, textfile_interval_s=interval)
+
+
+def read_memory(s: Table, base_dir: Path) -> MemoryConfig:
+    d = MemoryConfig()
+    written = s.text("file", None)
+    valid = s.number("handle_valid_s", None, 60.0, 7 * 86_400.0)
+    config = MemoryConfig(
+        remember=s.flag("remember", d.remember),
+        file=None if written is None else _path(s, "file", base_dir, written),
+        max_turns=s.integer("max_turns", d.max_turns, 1, 64),
+        max_chars=s.integer("max_chars", d.max_chars, 100, 16_384),
+        handle_valid_s=valid,
+    )
+    s.finish()
+    return config
 
 
 def _listen_address(s: Table) -> tuple[str, int] | None:

@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--go-away-before", type=float, default=60.0, help="goAway lead time in s (60)"
     )
     parser.add_argument(
+        "--handle-ttl", type=float, default=7200.0,
+        help="resumption handles are refused this many s after their session's last "
+        "connection ended (7200)",
+    )
+    parser.add_argument(
         "--token-budget", type=int, default=128_000, help="context window in tokens (128000)"
     )
     parser.add_argument(
@@ -95,6 +100,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         connection_lifetime_s=args.lifetime,
         go_away_before_s=args.go_away_before,
         session_token_budget=args.token_budget,
+        handle_ttl_s=args.handle_ttl,
         time_scale=args.time_scale,
         binary_frames=not args.text_frames,
         record=args.record,

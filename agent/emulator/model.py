@@ -76,6 +76,7 @@ class UserTurn:
     spoken: int | None
     index: int
     ended_at: float
+    previous: str = ""  # the user's turn before this one, from the session's history
 
 
 class FakeModel:
@@ -111,7 +112,7 @@ class FakeModel:
         )
         self.in_activity = False  # between activityStart and activityEnd
         self.activity_text = ""
-        self.pending_text = ""  # clientContent turns without turnComplete yet
+        self.pending_text = ""  # the user's words given as context since the model last spoke
         self.outstanding: dict[str, PendingCall] = {}
         self.cancelled: dict[str, None] = {}  # the newest cancelled call ids, oldest first
         self.turns: deque[UserTurn] = deque()
@@ -190,11 +191,24 @@ class FakeModel:
         self._add_tokens("TEXT", text_tokens)
         if content.images:
             self._add_tokens("IMAGE", self.image_tokens * len(content.images))
-        if content.text:
-            self.pending_text = self._joined(self.pending_text, content.text)
         if content.turn_complete:
+            if content.text:
+                self.pending_text = self._joined(self.pending_text, content.text)
             text, self.pending_text = self.pending_text, ""
             await self._user_turn(text, spoken=False)
+            return
+        for turn in content.turns:  # context: each turn goes to the history, with its role
+            role = str(wire.get(turn, "role", "user"))[:16]
+            words = " ".join(str(wire.get(part, "text")) for part in wire.get(turn, "parts", [])
+                             if isinstance(part, dict) and wire.get(part, "text") is not None)
+            self.state.remember(role, words, self.limits.max_history)
+            self.state.context_turns += 1
+            # the user's words since the model last spoke begin the next user turn
+            if role == "model":
+                self.pending_text = ""
+            elif role == "user" and words:
+                self.pending_text = self._joined(self.pending_text, words)
+        log.info("emulator.context", turns=len(content.turns))
 
     async def _tool_response(self, response: wire.ToolResponse) -> None:
         for item in response.responses:
@@ -260,7 +274,8 @@ class FakeModel:
             if text is None:
                 text = self.scenario.transcript(spoken_index)
         text = self._joined("", text or "")
-        turn = UserTurn(text, spoken_index, self.state.user_turns, time.monotonic())
+        turn = UserTurn(text, spoken_index, self.state.user_turns, time.monotonic(),
+                        self.state.previous_user_text())
         self.state.remember("user", turn.text, self.limits.max_history)
         log.info(
             "emulator.turn", index=turn.index, spoken=spoken_index, text=turn.text[:LOG_TEXT_CHARS]
@@ -344,7 +359,7 @@ class FakeModel:
                 await self.host.send(wire.server_content(inputTranscription={"text": fragment}))
         if rule is not None and rule.calls:
             await self._call_tools(rule)
-        reply = self.scenario.reply_text(rule, turn.text)
+        reply = self.scenario.reply_text(rule, turn.text, turn.previous)
         response_tokens = await self._generate(reply, rule)
         await self.host.send(wire.server_content(generationComplete=True))
         usage = wire.usage_metadata(

@@ -3,7 +3,9 @@
 Format (every key optional)::
 
     name = "lamp"
-    default_reply = "You said: {text}"   # when no [[turn]] matches; {text} is the user's words
+    default_reply = "You said: {text}"   # when no [[turn]] matches; {text} is the user's words,
+                                         # {previous} their turn before (from the session's
+                                         # memory: resumed, or given as context)
 
     [[turn]]                  # the first spoken utterance
     spoken = 1                # match by the order of spoken turns (1-based) ...
@@ -113,11 +115,11 @@ class Scenario:
                 return rule
         return None
 
-    def reply_text(self, rule: Rule | None, text: str) -> str:
-        """The reply's words for a turn."""
+    def reply_text(self, rule: Rule | None, text: str, previous: str = "") -> str:
+        """The reply's words for a turn; ``previous`` is the user's turn before it."""
         if rule is not None and rule.reply is not None:
-            return rule.reply
-        return self.default_reply.replace("{text}", text)
+            return rule.reply.replace("{previous}", previous)
+        return self.default_reply.replace("{text}", text).replace("{previous}", previous)
 
     @classmethod
     def load(cls, path: str | Path) -> Scenario:

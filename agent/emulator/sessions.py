@@ -28,6 +28,7 @@ class ConversationState:
         default_factory=lambda: {"AUDIO": 0.0, "TEXT": 0.0, "IMAGE": 0.0}
     )
     compressions: int = 0
+    context_turns: int = 0  # turns given as context (clientContent without turnComplete)
     history: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -38,6 +39,10 @@ class ConversationState:
     def snapshot(self) -> ConversationState:
         """An independent copy."""
         return copy.deepcopy(self)
+
+    def previous_user_text(self) -> str:
+        """The words of the newest user turn in the history ("" when there is none)."""
+        return next((text for role, text in reversed(self.history) if role == "user"), "")
 
     def remember(self, role: str, text: str, max_entries: int) -> None:
         """Add a turn to the history, keeping the newest ``max_entries`` turns."""

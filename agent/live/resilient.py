@@ -23,6 +23,9 @@ never sees a drop.
   responses are never dropped: those calls wait until they are delivered.
 - A function call id is handed to the agent at most once, even if the service sends it again
   after a resumption (``agent.live.calls``).
+- A fresh connection (none to resume, or resumption refused) is first given ``seed()``'s
+  turns as context (``clientContent`` with ``turnComplete: false``), so a conversation whose
+  handle was lost keeps what was said; ``on_handle`` is told each new handle, to keep it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from agent.live.model import LiveGenerativeModel
 from agent.live.recovery import AttemptLimiter, Backoff, FailureKind, classify
 from agent.live.session import LiveSession
 from agent.live.types import (
+    Content,
     ContextWindowCompression,
     FunctionResponse,
     GenerativeContentBlob,
@@ -208,6 +212,10 @@ class ResilientSession:
         self._bad_input = BadInput()
         self.stats = SessionStats(bad_input=self._bad_input.counts)
         self.handle: str | None = None
+        self.seed: Callable[[], Sequence[Content]] | None = None
+        """The turns a fresh connection starts from (a transcript of what was said)."""
+        self.on_handle: Callable[[str | None], None] | None = None
+        """Told each new resumable handle, and None when a refused one is dropped."""
         self.in_conversation = False
         self._resumable = False
         self._session: LiveSession | None = None
@@ -460,7 +468,7 @@ class ResilientSession:
                 return
             connected_at = time.monotonic()
             self._note_connected(session, resuming)
-            error = await self._serve(session)
+            error = await self._serve(session, fresh=not resuming)
             self._session = None
             self._live.clear()
             self._cancel_handover_timer()
@@ -528,7 +536,7 @@ class ResilientSession:
             return False
         if kind is FailureKind.RESUME_REFUSED:
             log.warning("session.context_lost", reason=error.close_reason)
-            self.handle = None
+            self._set_handle(None)
             return True
         await self._back_off(self._backoff.next_delay(kind))
         return not self._closed
@@ -579,9 +587,12 @@ class ResilientSession:
         self._changed.set()
         self._end_inbox()
 
-    async def _serve(self, session: LiveSession) -> LiveSessionError | None:
-        """Replay what was held, go live, and pump messages until the connection ends."""
+    async def _serve(self, session: LiveSession, *, fresh: bool) -> LiveSessionError | None:
+        """Seed a fresh connection, replay what was held, go live, and pump messages until the
+        connection ends."""
         try:
+            if fresh:
+                await self._send_seed(session)
             await self._flush_replay(session)
         except LiveSessionError as exc:
             return exc if session.is_closed else None
@@ -597,6 +608,12 @@ class ResilientSession:
                     return exc
                 # skip it, read on
                 self._bad_input.note("session.frame_unreadable", "not_json", error=exc.message)
+
+    async def _send_seed(self, session: LiveSession) -> None:
+        turns = list(self.seed()) if self.seed is not None else []
+        if turns:
+            await session.send_history(turns)
+            log.info("session.seeded", turns=len(turns))
 
     async def _flush_replay(self, session: LiveSession) -> None:
         # New realtime input keeps going into the buffer until it is empty and the session is
@@ -617,7 +634,7 @@ class ResilientSession:
     async def _handle(self, message: LiveServerMessage) -> None:
         if isinstance(message, LiveSessionResumptionUpdate):
             if message.resumable and message.new_handle:
-                self.handle = message.new_handle
+                self._set_handle(message.new_handle)
             self._resumable = message.resumable
             self._maybe_hand_over()
             return
@@ -639,6 +656,14 @@ class ResilientSession:
         await self._inbox.put(message)
         if isinstance(message, LiveServerContent) and message.turn_complete:
             self._maybe_hand_over()
+
+    def _set_handle(self, handle: str | None) -> None:
+        self.handle = handle
+        if self.on_handle is not None:
+            try:
+                self.on_handle(handle)
+            except Exception:
+                log.exception("session.listener_failed")
 
     # -- goAway handover ------------------------------------------------------------------------
 

@@ -165,6 +165,11 @@ class LiveSession:
         """
         await self._send(protocol.client_content_frame([_format_content(request)], turn_complete))
 
+    async def send_history(self, turns: Sequence[Content]) -> None:
+        """Add earlier turns (``user`` and ``model``) to the context without asking for a
+        reply (``clientContent`` with ``turnComplete: false``)."""
+        await self._send(protocol.client_content_frame(list(turns), False))
+
     async def send_text_realtime(self, text: str) -> None:
         """Send text as realtime input."""
         await self._send(protocol.realtime_text_frame(text))

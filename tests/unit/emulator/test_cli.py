@@ -34,9 +34,11 @@ def test_help_documents_the_scenario_format_with_an_example() -> None:
 def test_config_from_args() -> None:
     args = _parser().parse_args(
         ["--port", "0", "--scenario", str(cli.EXAMPLE), "--model", "a", "--model", "b",
-         "--lifetime", "30", "--time-scale", "0.5", "--text-frames", "--api-key", "s"]
+         "--lifetime", "30", "--time-scale", "0.5", "--text-frames", "--api-key", "s",
+         "--handle-ttl", "60"]
     )  # fmt: skip
     config = cli.config_from_args(args)
+    assert config.handle_ttl_s == 60
     assert config.port == 0 and config.models == ("a", "b") and config.api_key == "s"
     assert config.connection_lifetime_s == 30 and config.time_scale == 0.5
     assert not config.binary_frames and config.scenario is not None and not config.record

@@ -53,6 +53,14 @@ def test_matching_by_spoken_index_turn_index_and_text() -> None:
     assert scenario.reply_text(None, "hi") == "echo hi"
 
 
+def test_a_reply_may_quote_the_previous_turn() -> None:
+    scenario = Scenario.from_mapping({"default_reply": "{text}, after {previous}",
+                                      "turn": [{"turn": 2, "reply": "you said {previous}"}]})
+    assert scenario.reply_text(None, "b", "a") == "b, after a"
+    assert scenario.reply_text(scenario.match("x", None, turn=2), "x", "a") == "you said a"
+    assert scenario.reply_text(None, "b") == "b, after "
+
+
 def test_calls_faults_and_options() -> None:
     scenario = Scenario.parse(
         """
