@@ -301,6 +301,11 @@ class Daemon:
     def tool_outcomes(self) -> Mapping[tuple[str, str], int]:
         return {} if self.parts is None else self.parts.registry.tool_outcomes()
 
+    def device_drops(self) -> tuple[int, float]:
+        parts = self.parts
+        return (0, 0.0) if parts is None else (
+            parts.microphone.dropped, parts.speaker.dropped_ms / 1000.0)
+
     # -- status -------------------------------------------------------------------------------
 
     def _on_session_state(self, stats: SessionStats) -> None:

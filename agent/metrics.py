@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from agent.live.conversation import ConversationStats
+from agent.live.histogram import Histogram
 from agent.live.resilient import SessionState, SessionStats
 
 __all__ = ["MetricsService", "MetricsSource", "collector_registry"]
@@ -40,6 +42,9 @@ class MetricsSource(Protocol):
     def conversation_stats(self) -> ConversationStats | None: ...
 
     def tool_outcomes(self) -> Mapping[tuple[str, str], int]: ...
+
+    def device_drops(self) -> tuple[int, float]:
+        """Microphone chunks and seconds of speaker audio dropped by full queues."""
 
 
 _SESSION_COUNTERS = {
@@ -82,6 +87,9 @@ class AgentCollector(Collector):
         if session is not None:
             for field, text in _SESSION_COUNTERS.items():
                 yield CounterMetricFamily(f"{PREFIX}_{field}", text, value=getattr(session, field))
+            yield histogram(f"{PREFIX}_reconnect_gap_seconds",
+                            "From losing a live connection to the next one being live",
+                            session.reconnect_gaps)
             bad = CounterMetricFamily(f"{PREFIX}_bad_server_input",
                                       "Server input dropped as invalid, by kind", labels=["kind"])
             for kind, count in session.bad_input.items():
@@ -92,11 +100,29 @@ class AgentCollector(Collector):
             for field, text in _CONVERSATION_COUNTERS.items():
                 yield CounterMetricFamily(f"{PREFIX}_{field}", text,
                                           value=getattr(conversation, field))
+            yield histogram(f"{PREFIX}_voice_latency_seconds",
+                            "From the end of the user's speech to the reply's first audio",
+                            conversation.voice_latency)
+            yield histogram(f"{PREFIX}_tool_call_latency_seconds",
+                            "From a tool call's arrival to its response being sent",
+                            conversation.tool_latency)
+        mic, speaker_s = self.source.device_drops()
+        yield CounterMetricFamily(f"{PREFIX}_mic_chunks_dropped",
+                                  "Microphone chunks dropped (the agent fell behind)", value=mic)
+        yield CounterMetricFamily(f"{PREFIX}_speaker_dropped_seconds",
+                                  "Reply audio dropped (the playback buffer was full)",
+                                  value=speaker_s)
         calls = CounterMetricFamily(f"{PREFIX}_tool_calls", "Tool calls by tool and outcome",
                                     labels=["tool", "outcome"])
         for (tool, outcome), count in self.source.tool_outcomes().items():
             calls.add_metric([tool, outcome], count)
         yield calls
+
+
+def histogram(name: str, text: str, values: Histogram) -> HistogramMetricFamily:
+    buckets = [("+Inf" if math.isinf(bound) else repr(bound), float(count))
+               for bound, count in values.cumulative()]
+    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=values.sum)
 
 
 def collector_registry(source: MetricsSource) -> CollectorRegistry:

@@ -30,6 +30,7 @@ import structlog
 
 from agent.live.bad_input import BadInput
 from agent.live.errors import LiveErrorCode, LiveSessionError
+from agent.live.histogram import Histogram
 from agent.live.protocol import encodable_response
 from agent.live.types import (
     AUDIO_INPUT_MIME,
@@ -41,6 +42,7 @@ from agent.live.types import (
     LiveServerMessage,
     LiveServerToolCall,
     LiveServerToolCallCancellation,
+    LiveServerVoiceActivity,
     LiveUsageMetadata,
     Part,
 )
@@ -211,6 +213,11 @@ class ConversationStats:
     frames_held: int = 0
     wakes: int = 0
     usage: LiveUsageMetadata | None = None
+    voice_latency: Histogram = field(default_factory=Histogram)
+    """Seconds from the end of the user's speech to the first audio of the reply reaching the
+    speaker."""
+    tool_latency: Histogram = field(default_factory=Histogram)
+    """Seconds from a tool call's arrival to its response being sent."""
     user_transcript: TranscriptTail = field(default_factory=TranscriptTail)
     model_transcript: TranscriptTail = field(default_factory=TranscriptTail)
 
@@ -363,6 +370,7 @@ class _Runner:
         self._cut_off = False  # the rest of the model's turn is not played
         self._last_activity = 0.0
         self._speaking = False
+        self._speech_ended_at: float | None = None  # waiting for the reply's first audio
         self._stream_open = False
         self._calls: dict[str, asyncio.Task[None]] = {}  # by id, for cancellations
         self._running: set[asyncio.Task[None]] = set()  # every call being run
@@ -544,6 +552,7 @@ class _Runner:
         if not self._speaking:
             return
         self._speaking = False
+        self._speech_ended_at = time.monotonic()
         self._emit("user.speech_end")
         if self.client_activity:
             await self.session.send_activity_end()
@@ -586,6 +595,13 @@ class _Runner:
             self._on_cancellation(message)
         elif isinstance(message, LiveUsageMetadata):
             self.stats.usage = message
+            self._emit("model.usage", usage=message)
+        elif (isinstance(message, LiveServerVoiceActivity)
+              and message.activity_type in ("ACTIVITY_END", "VAD_SIGNAL_TYPE_EOS")
+              and self._speech_ended_at is None):
+            # Without a speech gate of its own, the device learns the end of speech from the
+            # service's activity detection.
+            self._speech_ended_at = time.monotonic()
 
     def _on_content(self, message: LiveServerContent) -> None:
         ended = bool(message.turn_complete or message.interrupted)
@@ -617,6 +633,9 @@ class _Runner:
                 )
                 continue
             self.stats.audio_chunks_played += 1
+            if self._speech_ended_at is not None:
+                self.stats.voice_latency.observe(time.monotonic() - self._speech_ended_at)
+                self._speech_ended_at = None
         if message.input_transcription and message.input_transcription.text:
             self.stats.user_transcript.append(message.input_transcription.text)
             self._emit("transcript.user", text=message.input_transcription.text)
@@ -670,6 +689,7 @@ class _Runner:
 
     async def _run_call(self, call: FunctionCall) -> None:
         assert self.handler is not None
+        started = time.monotonic()
         try:
             result = await self.handler(call)
         except asyncio.CancelledError:
@@ -692,6 +712,7 @@ class _Runner:
             )  # fmt: skip
         self._emit("tool.response", name=call.name, id=call.id, response=response.response)
         await self._answer(call, response)
+        self.stats.tool_latency.observe(time.monotonic() - started)
 
     async def _answer(self, call: FunctionCall, response: FunctionResponse) -> None:
         try:
