@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from agent.live.conversation import ConversationStats
 from agent.live.histogram import Histogram
 from agent.live.resilient import SessionState, SessionStats
+from agent.usage import BUDGET_STEPS, UsageReport
 
 __all__ = ["MetricsService", "MetricsSource", "collector_registry"]
 
@@ -45,6 +46,8 @@ class MetricsSource(Protocol):
 
     def device_drops(self) -> tuple[int, float]:
         """Microphone chunks and seconds of speaker audio dropped by full queues."""
+
+    def usage_report(self) -> UsageReport: ...
 
 
 _SESSION_COUNTERS = {
@@ -117,6 +120,35 @@ class AgentCollector(Collector):
         for (tool, outcome), count in self.source.tool_outcomes().items():
             calls.add_metric([tool, outcome], count)
         yield calls
+        yield from usage_metrics(self.source.usage_report())
+
+
+def usage_metrics(report: UsageReport) -> Iterator[Metric]:
+    labels = ["direction", "modality"]
+    since = CounterMetricFamily(f"{PREFIX}_tokens", "Tokens the service reported since the "
+                                "agent started, by direction and modality", labels=labels)
+    for (direction, modality), count in sorted(report.since_start.items()):
+        since.add_metric([direction, modality], count)
+    yield since
+    today = GaugeMetricFamily(f"{PREFIX}_tokens_today", "Tokens used today (local time), by "
+                              "direction and modality; kept across restarts", labels=labels)
+    for (direction, modality), count in sorted(report.today.tokens.items()):
+        today.add_metric([direction, modality], count)
+    yield today
+    cost = GaugeMetricFamily(f"{PREFIX}_cost_today", "Estimated cost of today's tokens at the "
+                             "configured prices", labels=["currency"])
+    cost.add_metric([report.currency], report.cost)
+    yield cost
+    budget = report.budget
+    yield GaugeMetricFamily(f"{PREFIX}_budget_used_ratio", "Share of the day's budget used "
+                            "(0 without a budget)", value=budget.share)
+    steps = GaugeMetricFamily(f"{PREFIX}_budget_step", "1 for each step the budget gave up",
+                              labels=["step"])
+    for step in BUDGET_STEPS:
+        steps.add_metric([step], 1.0 if step in budget.steps else 0.0)
+    yield steps
+    yield GaugeMetricFamily(f"{PREFIX}_budget_stopped", "1 while the day's budget is used up",
+                            value=1.0 if budget.stopped else 0.0)
 
 
 def histogram(name: str, text: str, values: Histogram) -> HistogramMetricFamily:

@@ -53,6 +53,7 @@ from agent.config.model import (
     AudioInput,
     AudioOutput,
     Backend,
+    BudgetConfig,
     CameraConfig,
     CompressionConfig,
     CredentialsConfig,
@@ -63,6 +64,7 @@ from agent.config.model import (
     MetricsConfig,
     ReconnectConfig,
     SpeechGateConfig,
+    UsageConfig,
     diff_sections,
 )
 from agent.config.problems import ConfigError, ConfigProblem, KeyPath, format_key
@@ -79,6 +81,7 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "Backend",
+    "BudgetConfig",
     "CameraConfig",
     "CompressionConfig",
     "ConfigError",
@@ -93,6 +96,7 @@ __all__ = [
     "MissingCredentialError",
     "ReconnectConfig",
     "SpeechGateConfig",
+    "UsageConfig",
     "diff_sections",
     "example_config_path",
     "example_config_text",

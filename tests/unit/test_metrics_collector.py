@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.live.conversation import ConversationStats
 from agent.live.resilient import SessionState, SessionStats
 from agent.metrics import collector_registry
+from agent.usage import BudgetLevel, DayUsage, UsageReport
 
 
 class Counters:
@@ -31,6 +33,12 @@ class Counters:
 
     def device_drops(self) -> tuple[int, float]:
         return 7, 1.5
+
+    def usage_report(self) -> UsageReport:
+        today = DayUsage(date(2026, 12, 6), {("input", "AUDIO"): 600, ("output", "AUDIO"): 300})
+        return UsageReport(today=today, cost=0.0054, currency="USD",
+                           since_start={("input", "AUDIO"): 60},
+                           budget=BudgetLevel(share=0.75, steps=("camera_off",)))
 
 
 def scrape(source: Counters) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,6 +72,18 @@ def test_counters_histograms_and_drops_parse() -> None:
     assert got[("edge_agent_reconnect_gap_seconds_bucket", (("le", "2.0"),))] == 1
     assert got[("edge_agent_mic_chunks_dropped_total", ())] == 7
     assert got[("edge_agent_speaker_dropped_seconds_total", ())] == 1.5
+
+
+def test_usage_cost_and_budget_parse() -> None:
+    got = scrape(Counters())
+    audio_in = (("direction", "input"), ("modality", "AUDIO"))
+    assert got[("edge_agent_tokens_total", audio_in)] == 60
+    assert got[("edge_agent_tokens_today", audio_in)] == 600
+    assert got[("edge_agent_cost_today", (("currency", "USD"),))] == 0.0054
+    assert got[("edge_agent_budget_used_ratio", ())] == 0.75
+    assert got[("edge_agent_budget_step", (("step", "camera_off"),))] == 1.0
+    assert got[("edge_agent_budget_step", (("step", "wake_word_only"),))] == 0.0
+    assert got[("edge_agent_budget_stopped", ())] == 0.0
 
 
 def test_parts_not_running_are_left_out() -> None:
