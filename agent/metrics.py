@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ import structlog
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from agent.live.conversation import ConversationStats
@@ -208,3 +210,100 @@ class MetricsService:
             except OSError as exc:
                 log.warning("metrics.textfile_failed", path=str(path), error=str(exc))
             await asyncio.sleep(self.interval_s)
+
+
+# -- `edge-agent status` ----------------------------------------------------------------------
+
+MAX_SCRAPE_BYTES = 1024 * 1024
+
+
+def read_metrics_text(listen: tuple[str, int], timeout_s: float = 3.0) -> str:
+    """The running agent's metrics (OSError when nothing answers)."""
+    host, port = listen
+    host = f"[{host}]" if ":" in host else host
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout_s) as answer:
+        body: bytes = answer.read(MAX_SCRAPE_BYTES + 1)
+    if len(body) > MAX_SCRAPE_BYTES:
+        raise OSError(f"more than {MAX_SCRAPE_BYTES} bytes of metrics")
+    return body.decode("utf-8", "replace")
+
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def _samples(text: str) -> Samples:
+    got: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            got.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return got
+
+
+def status_lines(text: str) -> list[str]:
+    """What ``edge-agent status`` shows of the agent's metrics (raises ValueError when the text
+    is not Prometheus's format)."""
+    got = _samples(text)
+
+    def one(name: str) -> int:
+        return round(sum(value for _, value in got.get(f"{PREFIX}_{name}", [])))
+
+    states = [labels["state"] for labels, value in got.get(f"{PREFIX}_session_state", [])
+              if value == 1.0]
+    lines = [f"session: {states[0] if states else 'not running'}"]
+    if f"{PREFIX}_connections_total" in got:
+        lines.append(
+            f"connections {one('connections_total')}, resumed "
+            f"{one('resumptions_total')}, fresh {one('fresh_starts_total')}, "
+            f"failures {one('failures_total')}, goAways {one('go_aways_total')}")
+    if f"{PREFIX}_chunks_sent_total" in got:
+        lines.append(
+            f"audio chunks sent {one('chunks_sent_total')}, played "
+            f"{one('audio_chunks_played_total')}; camera frames sent "
+            f"{one('frames_sent_total')}; wake words {one('wakes_total')}")
+    calls = [f"{labels['tool']} {labels['outcome']} {round(value)}"
+             for labels, value in got.get(f"{PREFIX}_tool_calls_total", [])]
+    lines.append("tool calls: " + (", ".join(calls) if calls else "none"))
+    for name, what in (("voice_latency", "voice latency"), ("tool_call_latency", "tool calls")):
+        buckets = [(float(labels["le"]), value)
+                   for labels, value in got.get(f"{PREFIX}_{name}_seconds_bucket", [])]
+        quantiles = _quantiles(buckets)
+        if quantiles is not None:
+            lines.append(f"{what}: p50 <= {quantiles[0]:g} s, p99 <= {quantiles[1]:g} s "
+                         f"({round(buckets[-1][1])} measured)")
+    today = {(labels["direction"], labels["modality"]): round(value)
+             for labels, value in got.get(f"{PREFIX}_tokens_today", [])}
+    [(cost_labels, cost)] = got.get(f"{PREFIX}_cost_today", [({"currency": ""}, 0.0)])
+    lines.append(today_line(today, cost, cost_labels.get("currency", "")))
+    share = got.get(f"{PREFIX}_budget_used_ratio", [({}, 0.0)])[0][1]
+    steps = [labels["step"] for labels, value in got.get(f"{PREFIX}_budget_step", [])
+             if value == 1.0]
+    stopped = one("budget_stopped") == 1
+    if share or steps or stopped:
+        lines.append(budget_line(share, steps, stopped))
+    return lines
+
+
+def _quantiles(buckets: list[tuple[float, float]]) -> tuple[float, float] | None:
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    median, p99 = (next(bound for bound, count in buckets if count >= q * total)
+                   for q in (0.5, 0.99))
+    return median, p99
+
+
+def today_line(tokens: Mapping[tuple[str, str], int], cost: float, currency: str) -> str:
+    parts = ", ".join(f"{d} {m.lower()} {n:,}" for (d, m), n in sorted(tokens.items()))
+    total = sum(tokens.values())
+    return (f"today: {total:,} tokens" + (f" ({parts})" if parts else "")
+            + (f", about {cost:.4f} {currency}" if cost else ""))
+
+
+def budget_line(share: float, steps: list[str], stopped: bool) -> str:
+    text = f"budget: {share:.0%} of today's used"
+    if steps:
+        text += "; given up: " + ", ".join(steps)
+    if stopped:
+        text += "; used up: no conversations until tomorrow"
+    return text

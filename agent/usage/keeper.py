@@ -17,9 +17,12 @@ from agent.live.types import LiveUsageMetadata
 from agent.usage.budget import BudgetLevel, UsageReport, budget_level
 from agent.usage.ledger import DayUsage, UsageLedger, local_today
 
-__all__ = ["UsageKeeper", "usage_file"]
+__all__ = ["SERVICE_USAGE_FILE", "UsageKeeper", "usage_file"]
 
 log = structlog.get_logger(__name__)
+
+SERVICE_USAGE_FILE = Path("/var/lib/edge-agent/usage.json")
+"""The service's file (its unit's StateDirectory), for commands run beside it."""
 
 LevelListener = Callable[[BudgetLevel, BudgetLevel], None]
 """Called with (old, new) when the budget's steps or its stop change."""

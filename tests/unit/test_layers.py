@@ -26,8 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "usage": {"config", "live"},  # the service's usage reports; the config a budget degrades
     "demo": {"config", "daemon", "emulator"},
     "token_server": {"logs"},  # the owner's machine: holds the key, mints tokens
-    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools",
-            "token_server"},
+    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "metrics",
+            "tools", "token_server", "usage"},
 }
 
 
