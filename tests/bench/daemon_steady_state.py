@@ -320,11 +320,8 @@ def main() -> None:
         ("camera frames at the emulator", f"{result['video_frames']}", "", None),
         ("speech played to the speaker", f"{result['speaker_seconds']:.1f} s", "", None),
     ]
-    print(f"\n\nDaemon at steady state ({MEASURE_S:.0f} s measured after {WARMUP_S:.0f} s)")
-    print(f"{'measure':<42}{'value':>12}{'goal':>14}{'met':>6}")
-    for name, value, goal, met in rows:
-        shown = "" if met is None else ("yes" if met else "NO")
-        print(f"{name:<42}{value:>12}{goal:>14}{shown:>6}")
+    print_table(f"\n\nDaemon at steady state ({MEASURE_S:.0f} s measured after {WARMUP_S:.0f} s)",
+                rows)
     overhead = with_metrics["cpu_percent"] - result["cpu_percent"]
     rows = [
         ("CPU, metrics off", f"{result['cpu_percent']:.2f} %", "", None),
@@ -335,7 +332,12 @@ def main() -> None:
         ("RSS, metrics off", f"{result['rss_mb']:.1f} MB", "", None),
         ("RSS, metrics on", f"{with_metrics['rss_mb']:.1f} MB", "", None),
     ]
-    print(f"\nPrometheus metrics: the same daemon, off then on ({MEASURE_S:.0f} s each)")
+    print_table(f"\nPrometheus metrics: the same daemon, off then on ({MEASURE_S:.0f} s each)",
+                rows)
+
+
+def print_table(title: str, rows: list[tuple[str, str, str, bool | None]]) -> None:
+    print(title)
     print(f"{'measure':<42}{'value':>12}{'goal':>14}{'met':>6}")
     for name, value, goal, met in rows:
         shown = "" if met is None else ("yes" if met else "NO")

@@ -21,6 +21,8 @@ from agent.emulator.server import Emulator
 from agent.systemd import Notifier
 from agent.usage import degraded
 
+from .conftest import emulator_config
+
 T = 20.0
 ERROR_LED = 22
 SHARES = {"camera_off": 0.1, "low_resolution": 0.3, "wake_word_only": 0.5}
@@ -60,29 +62,9 @@ async def notify(tmp_path: Path) -> AsyncIterator[Statuses]:
 
 def config(endpoint: str, tmp_path: Path) -> AgentConfig:
     steps = "\n".join(f"{step} = {share}" for step, share in SHARES.items())
-    return parse_config(f"""
-[live]
-backend = "emulator"
-endpoint = "{endpoint}"
-
-[audio]
-input = "silence"
-echo = "none"
-
-[audio.output]
-device = "null"
-
-[camera]
-source = "test-pattern"
-
-[gpio]
-pin_factory = "mock"
-
+    return parse_config(emulator_config(endpoint, f"""
 [gpio.status]
 leds = {{ error = {ERROR_LED} }}
-
-[health]
-watchdog = false
 
 [usage]
 file = "usage.json"
@@ -93,7 +75,7 @@ daily_tokens = 20000
 
 [budget.steps]
 {steps}
-""", base_dir=tmp_path)
+""", audio_input="silence", camera='source = "test-pattern"'), base_dir=tmp_path)
 
 
 class Clock:

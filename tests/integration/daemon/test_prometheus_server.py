@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -21,15 +20,11 @@ from agent.emulator.config import EmulatorConfig
 from agent.emulator.server import Emulator
 from agent.systemd import Notifier
 
+from .conftest import emulator_config, free_port
+
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None,
                                 reason="needs Debian's prometheus package (tests/run.sh)")
 T = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -97,33 +92,13 @@ async def until_answered(base: str, promql: str) -> list[dict]:  # type: ignore[
 async def test_prometheus_scrapes_the_daemon_and_answers_queries(
     emulator: Emulator, tmp_path: Path, metrics_port: int, prometheus: str,
 ) -> None:
-    settings = parse_config(f"""
-[live]
-backend = "emulator"
-endpoint = "{emulator.url}"
-
-[audio]
-input = "silence"
-echo = "none"
-
-[audio.output]
-device = "null"
-
-[camera]
-enabled = false
-
-[gpio]
-pin_factory = "mock"
-
-[health]
-watchdog = false
-
+    settings = parse_config(emulator_config(emulator.url, f"""
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 
 [usage]
 file = "usage.json"
-""", base_dir=tmp_path)
+""", audio_input="silence"), base_dir=tmp_path)
     daemon = Daemon(settings, notifier=Notifier(""))
     task = asyncio.create_task(daemon.run())
     try:

@@ -4,7 +4,6 @@ metrics) and beside a stopped one (from its usage file)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,8 @@ from agent.live.types import LiveUsageMetadata
 from agent.systemd import Notifier
 from agent.usage import UsageLedger
 
+from .conftest import LAMP, emulator_config, free_port
+
 T = 20.0
 
 
@@ -28,40 +29,10 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield running
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_config(tmp_path: Path, endpoint: str, metrics: str) -> Path:
     path = tmp_path / "agent.toml"
-    path.write_text(f"""
-[live]
-backend = "emulator"
-endpoint = "{endpoint}"
-
-[audio]
-input = "silence"
-echo = "none"
-
-[audio.output]
-device = "null"
-
-[camera]
-enabled = false
-
-[gpio]
-pin_factory = "mock"
-
-[[tools]]
-name = "lamp"
-description = "The lamp."
-kind = "digital_output"
-pin = 17
-
-[health]
-watchdog = false
+    path.write_text(emulator_config(endpoint, f"""
+{LAMP}
 
 [metrics]
 {metrics}
@@ -75,7 +46,7 @@ output_audio = 12.0
 
 [budget]
 daily_tokens = 1000000
-""")
+""", audio_input="silence"))
     return path
 
 
