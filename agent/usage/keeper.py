@@ -95,13 +95,19 @@ class UsageKeeper:
         day gives it back), the file (written in a thread)."""
         while True:
             await asyncio.sleep(self.config.usage.save_interval_s)
-            finished = self.ledger.roll()
-            if finished is not None:
-                log.info("usage.day", **self.day_fields(finished))
-            self.check()
-            text = self.ledger.snapshot()
-            if text is not None:
-                await asyncio.to_thread(self.ledger.write, text)
+            try:
+                await self._tick()
+            except Exception:  # a bug here must not stop the counting for good
+                log.exception("usage.tick_failed")
+
+    async def _tick(self) -> None:
+        finished = self.ledger.roll()
+        if finished is not None:
+            log.info("usage.day", **self.day_fields(finished))
+        self.check()
+        text = self.ledger.snapshot()
+        if text is not None:
+            await asyncio.to_thread(self.ledger.write, text)
 
     def save(self) -> None:
         self.ledger.save()
