@@ -371,6 +371,7 @@ class _Runner:
         self._last_activity = 0.0
         self._speaking = False
         self._speech_ended_at: float | None = None  # waiting for the reply's first audio
+        self._replying = False  # reply audio came since the model's last turn ended
         self._stream_open = False
         self._calls: dict[str, asyncio.Task[None]] = {}  # by id, for cancellations
         self._running: set[asyncio.Task[None]] = set()  # every call being run
@@ -552,7 +553,7 @@ class _Runner:
         if not self._speaking:
             return
         self._speaking = False
-        self._speech_ended_at = time.monotonic()
+        self._mark_speech_end()
         self._emit("user.speech_end")
         if self.client_activity:
             await self.session.send_activity_end()
@@ -601,6 +602,12 @@ class _Runner:
               and self._speech_ended_at is None):
             # Without a speech gate of its own, the device learns the end of speech from the
             # service's activity detection.
+            self._mark_speech_end()
+
+    def _mark_speech_end(self) -> None:
+        """Time the reply to this speech; speech over a reply still playing is not timed (the
+        next audio is the old reply's)."""
+        if not self._replying:
             self._speech_ended_at = time.monotonic()
 
     def _on_content(self, message: LiveServerContent) -> None:
@@ -633,9 +640,12 @@ class _Runner:
                 )
                 continue
             self.stats.audio_chunks_played += 1
+            self._replying = True
             if self._speech_ended_at is not None:
                 self.stats.voice_latency.observe(time.monotonic() - self._speech_ended_at)
                 self._speech_ended_at = None
+        if ended:
+            self._replying = False
         if message.input_transcription and message.input_transcription.text:
             self.stats.user_transcript.append(message.input_transcription.text)
             self._emit("transcript.user", text=message.input_transcription.text)

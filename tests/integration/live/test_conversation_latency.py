@@ -57,10 +57,16 @@ async def test_without_a_speech_gate_the_service_says_where_speech_ended(
     await conn.send({"serverContent": {"modelTurn": {"parts": [audio_part(b"\x01\x00")]}}})
     await until(lambda: len(sink.writes) == 1)
     assert controller.stats.voice_latency.count == 0  # nobody had spoken
+    # Speech over a reply still playing: the next audio is that reply's, not an answer.
+    await conn.send({"voiceActivity": {"voiceActivityType": "ACTIVITY_END"}})
+    await conn.send({"serverContent": {"modelTurn": {"parts": [audio_part(b"\x01\x00")]}}})
+    await until(lambda: len(sink.writes) == 2)
+    assert controller.stats.voice_latency.count == 0
+    await conn.send({"serverContent": {"turnComplete": True}})
     await conn.send({"voiceActivity": {"voiceActivityType": "ACTIVITY_END"}})
     await asyncio.sleep(MODEL_DELAY_S)
     await conn.send({"serverContent": {"modelTurn": {"parts": [audio_part(b"\x01\x00")]}}})
-    await until(lambda: len(sink.writes) == 2)
+    await until(lambda: len(sink.writes) == 3)
     assert controller.stats.voice_latency.count == 1
     assert controller.stats.voice_latency.sum >= MODEL_DELAY_S
     await controller.stop()
