@@ -214,6 +214,7 @@ class Daemon:
             video_while_asleep=plan.video_while_asleep,
             chime=plan.chime,
             speaker_busy=lambda: parts.speaker.is_playing,
+            on_usage=self.usage.record,
         )
         buttons = parts.registry.buttons
         if buttons is not None:
@@ -368,9 +369,6 @@ class Daemon:
             self.on_event("session.state", {"state": str(stats.state)})
 
     def _on_conversation_event(self, name: str, fields: dict[str, Any]) -> None:
-        if name == "model.usage":
-            self.usage.record(fields["usage"])
-            return
         if name in ("listen.wake", "listen.sleep", "mute"):
             self._update_camera()
             self.notifier.status(self._status_line())

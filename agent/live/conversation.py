@@ -281,6 +281,7 @@ async def start_audio_conversation(
     chime: bytes | None = None,
     speaker_busy: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_usage: Callable[[LiveUsageMetadata], None] | None = None,
 ) -> AudioConversationController:
     """Start a two-way audio conversation on ``session``.
 
@@ -295,6 +296,7 @@ async def start_audio_conversation(
       plays at each wake; muting ends the conversation and cuts the model off.
     - ``video``: JPEG frames to send as they come (pace them at the source).
     - ``function_calling_handler``: runs each function call in its own task.
+    - ``on_usage``: hears every ``usageMetadata`` the service sends (its tokens per turn).
     """
     if session.is_closed:
         raise LiveSessionError(
@@ -319,6 +321,7 @@ async def start_audio_conversation(
         video_mime_type,
         on_event,
     )
+    runner.on_usage = on_usage
     if wake is not None:
         runner.listen_for(wake, _WakePolicy(conversation_timeout_s, video_while_asleep, chime,
                                             speaker_busy, clock))
@@ -360,6 +363,7 @@ class _Runner:
         self.video = video
         self.video_mime_type = video_mime_type
         self.on_event = on_event
+        self.on_usage: Callable[[LiveUsageMetadata], None] | None = None
         self.stats = ConversationStats()
         self.bad_input = BadInput()
         self.muted = False
@@ -596,7 +600,8 @@ class _Runner:
             self._on_cancellation(message)
         elif isinstance(message, LiveUsageMetadata):
             self.stats.usage = message
-            self._emit("model.usage", usage=message)
+            if self.on_usage is not None:
+                self.on_usage(message)
         elif (isinstance(message, LiveServerVoiceActivity)
               and message.activity_type in ("ACTIVITY_END", "VAD_SIGNAL_TYPE_EOS")
               and self._speech_ended_at is None):
