@@ -447,5 +447,3 @@ class Daemon:
                 shown = tuple(lit)
                 indicators.show(*lit)
             await asyncio.sleep(0.1)
-
-
