@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.live.conversation import ConversationStats
 from agent.live.resilient import SessionState, SessionStats
-from agent.metrics import collector_registry
+from agent.metrics import collector_registry, status_lines
 from agent.usage import BudgetLevel, DayUsage, UsageReport
 
 
@@ -92,3 +93,23 @@ def test_parts_not_running_are_left_out() -> None:
     got = scrape(source)
     assert got[("edge_agent_session_state", (("state", "live"),))] == 0.0
     assert not any(name.startswith("edge_agent_voice_latency") for name, _ in got)
+
+
+def test_status_reads_the_metrics_back() -> None:
+    source = Counters()
+    assert source.conversation is not None
+    for seconds in (0.3, 0.4, 2.5):
+        source.conversation.voice_latency.observe(seconds)
+    lines = status_lines(generate_latest(collector_registry(source)).decode())
+    assert lines[0] == "session: live"
+    assert lines[1].startswith("connections 3, resumed 0,")
+    assert "tool calls: lamp ok 4" in lines
+    assert "voice latency: p50 <= 0.5 s, p99 <= 3 s (3 measured)" in lines
+    assert "today: 900 tokens (input audio 600, output audio 300), about 0.0054 USD" in lines
+    assert "budget: 75% of today's used; given up: camera_off" in lines
+
+
+@pytest.mark.parametrize("text", ["not metrics at all {", 'edge_agent_session_state{x="1"} 1\n'])
+def test_status_refuses_what_is_not_the_agents_metrics(text: str) -> None:
+    with pytest.raises((ValueError, KeyError)):
+        status_lines(text)
