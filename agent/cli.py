@@ -1,5 +1,5 @@
-"""The ``edge-agent`` command: run | demo | check-config | devices | emulator | token-server |
-version."""
+"""The ``edge-agent`` command: run | demo | check-config | status | devices | emulator |
+token-server | version."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="check a config file and report every error")
     _config_argument(check)
 
+    status = commands.add_parser(
+        "status", help="the running agent's state, counters and today's usage")
+    _config_argument(status)
+
     commands.add_parser(
         "devices", help="list audio inputs and outputs, cameras and GPIO chips for the config"
     )
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "demo": cmd_demo,
         "check-config": cmd_check_config,
+        "status": cmd_status,
         "devices": cmd_devices,
         "emulator": cmd_emulator,
         "token-server": cmd_token_server,
@@ -170,6 +175,50 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for problem in credential_file_problems(config):
         _print(f"warning: {problem}", file=sys.stderr)
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The service's metrics when it serves or writes them; else today's usage from its file.
+    Exit 0 when the service answered, 3 (systemctl's "not running") when it did not."""
+    from agent.logs import configure_logging
+    from agent.metrics import budget_line, read_metrics_text, status_lines, today_line
+    from agent.usage import UsageLedger, budget_level
+    from agent.usage.keeper import SERVICE_USAGE_FILE, usage_file
+
+    configure_logging("warning", "console")
+    config = _load(args, consequence="nothing was read")
+    if config is None:
+        return 2
+    metrics = config.metrics
+    text, reason = None, "metrics are off (set [metrics] listen to see the running agent)"
+    try:
+        if metrics.listen is not None:
+            reason = f"no answer at {metrics.listen[0]}:{metrics.listen[1]}"
+            text = read_metrics_text(metrics.listen)
+        elif metrics.textfile is not None:
+            reason = f"cannot read {metrics.textfile}"
+            with metrics.textfile.open(encoding="utf-8", errors="replace") as f:
+                text = f.read(1024 * 1024)
+    except OSError as exc:
+        reason += f" ({exc})"
+    if text is not None:
+        try:
+            for line in status_lines(text):
+                _print(line)
+            return 0
+        except (ValueError, KeyError) as exc:  # not the agent's metrics
+            reason = f"the metrics could not be read ({exc!r})"
+    _print(f"service: {reason}")
+    path = usage_file(config) or SERVICE_USAGE_FILE
+    ledger = UsageLedger(path)
+    ledger.load()
+    today = ledger.current()
+    _print(f"usage file: {path}")
+    _print(today_line(today.tokens, today.cost(config.usage.price), config.usage.currency))
+    if config.budget.enabled:
+        level = budget_level(config.budget, config.usage, today)
+        _print(budget_line(level.share, list(level.steps), level.stopped))
+    return 3
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from agent.live.resilient import SessionState, SessionStats
 from agent.logs import configure_logging, flush_logs
 from agent.systemd import Notifier, default_notifier, watchdog_task
 from agent.tools import PinChange
+from agent.usage import BudgetLevel, UsageKeeper, UsageReport, degraded
+from agent.usage.ledger import local_today
 
 if TYPE_CHECKING:  # the emulator and metrics are imported only when the config asks for them
     from agent.emulator.config import EmulatorConfig
@@ -66,6 +69,7 @@ class Daemon:
         notifier: Notifier | None = None,
         on_event: EventListener | None = None,
         emulator_config: EmulatorConfig | None = None,
+        today: Callable[[], date] = local_today,
     ) -> None:
         self.config = config
         self.config_path = config_path or config.source
@@ -84,6 +88,9 @@ class Daemon:
         self.metrics: MetricsService | None = None
         self._forget_confirmations: Callable[[], None] | None = None
         self._confirmations: set[asyncio.Task[None]] = set()
+        self.usage = UsageKeeper(config, on_level=self._on_budget_level, today=today)
+        self._rebudget = asyncio.Event()
+        self._usage_task: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -92,8 +99,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         started = time.monotonic()
+        self.usage.load()
         try:
-            parts = await self.builder.build(self.config)
+            parts = await self.builder.build(degraded(self.config, self.usage.level.steps))
         except Exception as exc:  # a device that cannot be opened, a port in use ...
             log.error("daemon.start_failed", error=str(exc) or type(exc).__name__)
             flush_logs()
@@ -114,12 +122,15 @@ class Daemon:
             if self.config.health.watchdog
             else None
         )
+        self._usage_task = asyncio.create_task(self.usage.run(), name="usage")
         try:
             await self._supervise()
         finally:
             self.notifier.stopping()
             if watchdog is not None:
                 watchdog.cancel()
+            self._usage_task.cancel()
+            self.usage.save()
             await self._stop_metrics()
             await self._stop_running()
             if self.parts is not None:
@@ -155,6 +166,7 @@ class Daemon:
             waiters: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(self._stop.wait()),
                 asyncio.ensure_future(self._reload.wait()),
+                asyncio.ensure_future(self._rebudget.wait()),
             ]
             controller = self.controller
             if controller is not None:
@@ -167,6 +179,10 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 await self._reload_config()
+                continue
+            if self._rebudget.is_set():
+                self._rebudget.clear()
+                await self._apply_budget()
                 continue
             self._on_conversation_end(done)
             return
@@ -202,17 +218,18 @@ class Daemon:
             video_while_asleep=plan.video_while_asleep,
             chime=plan.chime,
             speaker_busy=lambda: parts.speaker.is_playing,
+            on_usage=self.usage.record,
         )
         buttons = parts.registry.buttons
         if buttons is not None:
-            buttons.on_event(lambda _event: controller.set_muted(bool(buttons.muted)))
-            controller.set_muted(bool(buttons.muted))
+            buttons.on_event(lambda _event: self._update_mute())
         return controller
 
     async def _run_parts(self, parts: Parts) -> None:
         """Join the parts in a conversation and show their state on the status LEDs."""
         self.parts = parts
         self.controller = await self._start_conversation(parts)
+        self._update_mute()
         self._update_camera()
         self._status = asyncio.create_task(self._status_loop(parts), name="status")
         self._forget_confirmations = parts.registry.on_confirmed(
@@ -256,25 +273,59 @@ class Daemon:
             log.warning("daemon.reload_refused", reason="the new config has errors")
             self.notifier.ready(status=self._status_line())
             return
-        changed = diff_sections(self.parts.config, new)
+        changed = diff_sections(self.config, new)
         log.info("daemon.reload", changed=sorted(changed))
         if "logging" in changed:
             configure_logging(new.logging.level, new.logging.format)
-        await self._stop_running()
-        try:
-            parts = await self.builder.rebuild(self.parts, new)
-        except ReloadFailed as failed:
-            log.warning("daemon.reload_refused", reason=str(failed.error))
-            parts, new = failed.parts, self.parts.config
-        self.config = new
-        await self._run_parts(parts)
+        self.usage.configure(new)
+        refusal = await self._run_config(new)
+        if refusal is not None:
+            log.warning("daemon.reload_refused", reason=refusal)
+            self.usage.configure(self.config)
         if "metrics" in changed:
             await self._stop_metrics()
             try:
-                await self._start_metrics(new)
+                await self._start_metrics(self.config)
             except OSError as exc:
                 log.error("metrics.start_failed", error=str(exc))
         self.notifier.ready(status=self._status_line())
+
+    async def _run_config(self, new: AgentConfig) -> str | None:
+        """Run ``new`` (a file's config) with the budget's steps given up: only the parts whose
+        sections changed are built again. When that fails the old parts run on, and the reason
+        is returned."""
+        assert self.parts is not None
+        await self._stop_running()
+        refusal = None
+        try:
+            parts = await self.builder.rebuild(self.parts, degraded(new, self.usage.level.steps))
+        except ReloadFailed as failed:
+            refusal, parts = str(failed.error), failed.parts
+        else:
+            self.config = new
+        await self._run_parts(parts)
+        return refusal
+
+    # -- usage and budget ---------------------------------------------------------------------
+
+    def _on_budget_level(self, old: BudgetLevel, new: BudgetLevel) -> None:
+        if new.steps != old.steps:
+            self._rebudget.set()  # the supervisor runs the config with the steps given up
+        self._update_mute()
+        self._update_camera()
+        self.notifier.status(self._status_line())
+
+    async def _apply_budget(self) -> None:
+        assert self.parts is not None
+        if degraded(self.config, self.usage.level.steps) == self.parts.config:
+            return
+        refusal = await self._run_config(self.config)
+        if refusal is not None:
+            log.error("budget.step_failed", steps=list(self.usage.level.steps), error=refusal)
+        self.notifier.status(self._status_line())
+
+    def usage_report(self) -> UsageReport:
+        return self.usage.report()
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -305,6 +356,11 @@ class Daemon:
     def tool_outcomes(self) -> Mapping[tuple[str, str], int]:
         return {} if self.parts is None else self.parts.registry.tool_outcomes()
 
+    def device_drops(self) -> tuple[int, float]:
+        parts = self.parts
+        return (0, 0.0) if parts is None else (
+            parts.microphone.dropped, parts.speaker.dropped_ms / 1000.0)
+
     # -- status -------------------------------------------------------------------------------
 
     def _on_session_state(self, stats: SessionStats) -> None:
@@ -334,10 +390,19 @@ class Daemon:
         live = (state or parts.session.state) is SessionState.LIVE
         controller = self.controller
         wanted = controller is None or controller.awake or self.config.listen.camera == "always"
-        if live and wanted:
+        if live and wanted and not self.usage.level.stopped:
             parts.camera.resume()
         else:
             parts.camera.pause()
+
+    def _update_mute(self) -> None:
+        """The microphone is muted by the mute button, or for the day by the budget."""
+        controller, parts = self.controller, self.parts
+        if controller is None or parts is None:
+            return
+        buttons = parts.registry.buttons
+        button = bool(buttons is not None and buttons.muted)
+        controller.set_muted(button or self.usage.level.stopped)
 
     def _on_pin_change(self, change: PinChange) -> None:
         if self.on_event is not None:
@@ -348,6 +413,8 @@ class Daemon:
             stats = self.parts.session.stats
         if stats is None:
             return "starting"
+        if self.usage.level.stopped:
+            return f"budget used up: no conversations until tomorrow; {stats.status_line()}"
         return f"{self._listening()}; {stats.status_line()}"
 
     def _listening(self) -> str:
@@ -380,10 +447,9 @@ class Daemon:
                 elif (self.controller is not None and not self.controller.muted
                       and self.controller.awake):
                     lit.append("listening")
-            if state is SessionState.FAILED:
+            if state is SessionState.FAILED or self.usage.level.stopped:
                 lit.append("error")
             if tuple(lit) != shown:
                 shown = tuple(lit)
                 indicators.show(*lit)
             await asyncio.sleep(0.1)
-

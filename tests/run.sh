@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # systemd-analyze (the unit's verify and security tests).
 # debootstrap for the throwaway Debian roots the Ansible playbook is applied to; qemu, e2fsprogs
 # and xz for the system test's VM; openssl and ca-certificates for hashed CA directories, as a
-# device keeps them (the TLS tests and the tight-loop bench).
+# device keeps them (the TLS tests and the tight-loop bench); prometheus, the server that
+# scrapes the running daemon in the metrics test.
 apt_packages=(portaudio19-dev python3-venv systemd debootstrap
-              qemu-system-x86 e2fsprogs xz-utils openssl ca-certificates)
+              qemu-system-x86 e2fsprogs xz-utils openssl ca-certificates prometheus)
 # Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()

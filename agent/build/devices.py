@@ -45,6 +45,10 @@ class Microphone(AudioSource, Protocol):
     sample_rate: int
     chunk_ms: int
 
+    @property
+    def dropped(self) -> int:
+        """Chunks dropped because the conversation did not keep up."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -57,6 +61,10 @@ class Speaker(AudioSink, Protocol):
 
     @property
     def is_playing(self) -> bool: ...
+
+    @property
+    def dropped_ms(self) -> float:
+        """Audio dropped because the playback buffer overflowed, in milliseconds."""
 
     async def start(self) -> None: ...
 

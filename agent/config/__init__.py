@@ -53,6 +53,7 @@ from agent.config.model import (
     AudioInput,
     AudioOutput,
     Backend,
+    BudgetConfig,
     CameraConfig,
     CompressionConfig,
     CredentialsConfig,
@@ -64,6 +65,7 @@ from agent.config.model import (
     MetricsConfig,
     ReconnectConfig,
     SpeechGateConfig,
+    UsageConfig,
     diff_sections,
 )
 from agent.config.problems import ConfigError, ConfigProblem, KeyPath, format_key
@@ -80,6 +82,7 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "Backend",
+    "BudgetConfig",
     "CameraConfig",
     "CompressionConfig",
     "ConfigError",
@@ -95,6 +98,7 @@ __all__ = [
     "MissingCredentialError",
     "ReconnectConfig",
     "SpeechGateConfig",
+    "UsageConfig",
     "diff_sections",
     "example_config_path",
     "example_config_text",

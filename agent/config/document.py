@@ -27,6 +27,7 @@ from agent.config.sections import (
     read_metrics,
     read_reconnect,
 )
+from agent.config.usage import read_budget, read_usage
 
 __all__ = ["MAX_NESTING", "SECRET_ADVICE", "SECTIONS", "build_config", "find_inline_secrets"]
 
@@ -34,7 +35,7 @@ MAX_NESTING = 32
 """The deepest a value may nest (a custom tool's schema is the deepest part of a config)."""
 
 SECTIONS = ("live", "reconnect", "audio", "listen", "camera", "gpio", "tools", "logging",
-            "health", "metrics", "memory")
+            "health", "metrics", "memory", "usage", "budget")
 
 SECRET_ADVICE = (
     "secrets do not belong in the config file; put the key in a file only root can read "
@@ -123,6 +124,8 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
     health = read_health(top.section("health"))
     metrics = read_metrics(top.section("metrics"), base_dir)
     memory = read_memory(top.section("memory"), base_dir)
+    usage = read_usage(top.section("usage"), base_dir)
+    budget = read_budget(top.section("budget"), usage)
     top.finish()
     if listen.mode == "push_to_talk" and (gpio.status is None
                                           or gpio.status.push_to_talk_button is None):
@@ -132,4 +135,4 @@ def build_config(doc: Mapping[str, Any], *, base_dir: Path, source: Path | None,
             ("listen", "mode") if written else ("audio", "push_to_talk")))
     return AgentConfig(live=live, reconnect=reconnect, audio=audio, listen=listen, camera=camera,
                        gpio=gpio, logging=logging, health=health, metrics=metrics,
-                       memory=memory, source=source)
+                       memory=memory, usage=usage, budget=budget, source=source)

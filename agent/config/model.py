@@ -320,6 +320,52 @@ class MemoryConfig:
     handle_valid_s: float | None = None
 
 
+# -- [usage], [budget] ----------------------------------------------------------------------
+
+PRICE_KEYS = ("input_text", "input_audio", "input_image", "input_video", "input_document",
+              "output_text", "output_audio")
+"""``[usage.prices]`` keys: a price per million tokens by direction and modality."""
+
+BUDGET_STEPS = ("camera_off", "low_resolution", "wake_word_only")
+"""What the agent gives up, in an order the config chooses, as the day's budget runs out."""
+
+BudgetStep = Literal["camera_off", "low_resolution", "wake_word_only"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageConfig:
+    """``[usage]``: tokens the service reports, summed per day and modality in ``file`` (None:
+    ``usage.json`` in ``$STATE_DIRECTORY``, or kept in memory when systemd gives none), written
+    every ``save_interval_s``. ``prices``: ``PRICE_KEYS`` -> ``currency`` per million tokens;
+    a modality without a price of its own costs the direction's text price."""
+
+    file: Path | None = None
+    save_interval_s: float = 60.0
+    currency: str = "USD"
+    prices: tuple[tuple[str, float], ...] = ()
+
+    def price(self, direction: str, modality: str) -> float:
+        """The price per million tokens of ``direction`` ("input"/"output") and ``modality``."""
+        table = dict(self.prices)
+        own = table.get(f"{direction}_{modality.lower()}")
+        return own if own is not None else table.get(f"{direction}_text", 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetConfig:
+    """``[budget]``: a day's ``daily_tokens`` and/or ``daily_cost`` (in ``[usage]``'s
+    currency). At each step's share of it the agent gives the step up (``steps``, ordered by
+    share); at the whole of it the agent opens no conversation until the next day."""
+
+    daily_tokens: int | None = None
+    daily_cost: float | None = None
+    steps: tuple[tuple[BudgetStep, float], ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.daily_tokens is not None or self.daily_cost is not None
+
+
 # -- the whole file -------------------------------------------------------------------------
 
 
@@ -337,6 +383,8 @@ class AgentConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -351,7 +399,7 @@ def diff_sections(old: AgentConfig, new: AgentConfig) -> set[str]:
     The daemon restarts only the parts that read those sections on SIGHUP.
     """
     changed = {name for name in ("live", "reconnect", "audio", "listen", "camera", "logging",
-                                 "health", "metrics", "memory")
+                                 "health", "metrics", "memory", "usage", "budget")
                if getattr(old, name) != getattr(new, name)}
     if dataclasses.replace(old.gpio, tools=()) != dataclasses.replace(new.gpio, tools=()):
         changed.add("gpio")

@@ -47,8 +47,8 @@ from agent.config.model import (
 from agent.config.problems import KeyPath
 from agent.config.reader import Table, describe
 
-__all__ = ["read_audio", "read_camera", "read_health", "read_listen", "read_live",
-           "read_logging", "read_memory", "read_metrics", "read_reconnect"]
+__all__ = ["config_path", "read_audio", "read_camera", "read_health", "read_listen",
+           "read_live", "read_logging", "read_memory", "read_metrics", "read_reconnect"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
@@ -638,3 +638,6 @@ def _path(s: Table, key: str | KeyPath, base_dir: Path, text: str) -> Path | Non
         s.problem(key, f'"~{user}" names no user with a home folder: write the path in full')
         return None
     return path if path.is_absolute() else base_dir / path
+
+
+config_path = _path  # for the sections read in modules of their own

@@ -76,6 +76,7 @@ class EmulatorConfig:
     reply_chunk_ms: int = 120  # audio per modelTurn message
     reply_ms_per_char: float = 55.0  # spoken reply length per character of its text
     reply_min_s: float = 0.4
+    reply_delay_s: float = 0.0  # the model's thinking time before its reply begins
     reply_pitch_hz: float | None = None  # None: derived from the prebuilt voice name
     reply_amplitude: float = 0.3
     transcript_words_per_fragment: int = 3

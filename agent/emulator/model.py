@@ -357,6 +357,8 @@ class FakeModel:
         if turn.spoken is not None and self.setup.input_transcription:
             for fragment in self._fragments(turn.text):
                 await self.host.send(wire.server_content(inputTranscription={"text": fragment}))
+        if self.config.reply_delay_s > 0:
+            await asyncio.sleep(self.config.scaled(self.config.reply_delay_s))
         if rule is not None and rule.calls:
             await self._call_tools(rule)
         reply = self.scenario.reply_text(rule, turn.text, turn.previous)

@@ -30,6 +30,7 @@ import structlog
 
 from agent.live.bad_input import BadInput
 from agent.live.errors import LiveErrorCode, LiveSessionError
+from agent.live.histogram import Histogram
 from agent.live.protocol import encodable_response
 from agent.live.types import (
     AUDIO_INPUT_MIME,
@@ -41,6 +42,7 @@ from agent.live.types import (
     LiveServerMessage,
     LiveServerToolCall,
     LiveServerToolCallCancellation,
+    LiveServerVoiceActivity,
     LiveUsageMetadata,
     Part,
 )
@@ -211,6 +213,11 @@ class ConversationStats:
     frames_held: int = 0
     wakes: int = 0
     usage: LiveUsageMetadata | None = None
+    voice_latency: Histogram = field(default_factory=Histogram)
+    """Seconds from the end of the user's speech to the first audio of the reply reaching the
+    speaker."""
+    tool_latency: Histogram = field(default_factory=Histogram)
+    """Seconds from a tool call's arrival to its response being sent."""
     user_transcript: TranscriptTail = field(default_factory=TranscriptTail)
     model_transcript: TranscriptTail = field(default_factory=TranscriptTail)
 
@@ -274,6 +281,7 @@ async def start_audio_conversation(
     chime: bytes | None = None,
     speaker_busy: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_usage: Callable[[LiveUsageMetadata], None] | None = None,
 ) -> AudioConversationController:
     """Start a two-way audio conversation on ``session``.
 
@@ -288,6 +296,7 @@ async def start_audio_conversation(
       plays at each wake; muting ends the conversation and cuts the model off.
     - ``video``: JPEG frames to send as they come (pace them at the source).
     - ``function_calling_handler``: runs each function call in its own task.
+    - ``on_usage``: hears every ``usageMetadata`` the service sends (its tokens per turn).
     """
     if session.is_closed:
         raise LiveSessionError(
@@ -312,6 +321,7 @@ async def start_audio_conversation(
         video_mime_type,
         on_event,
     )
+    runner.on_usage = on_usage
     if wake is not None:
         runner.listen_for(wake, _WakePolicy(conversation_timeout_s, video_while_asleep, chime,
                                             speaker_busy, clock))
@@ -353,6 +363,7 @@ class _Runner:
         self.video = video
         self.video_mime_type = video_mime_type
         self.on_event = on_event
+        self.on_usage: Callable[[LiveUsageMetadata], None] | None = None
         self.stats = ConversationStats()
         self.bad_input = BadInput()
         self.muted = False
@@ -363,6 +374,8 @@ class _Runner:
         self._cut_off = False  # the rest of the model's turn is not played
         self._last_activity = 0.0
         self._speaking = False
+        self._speech_ended_at: float | None = None  # waiting for the reply's first audio
+        self._replying = False  # reply audio came since the model's last turn ended
         self._stream_open = False
         self._calls: dict[str, asyncio.Task[None]] = {}  # by id, for cancellations
         self._running: set[asyncio.Task[None]] = set()  # every call being run
@@ -544,6 +557,7 @@ class _Runner:
         if not self._speaking:
             return
         self._speaking = False
+        self._mark_speech_end()
         self._emit("user.speech_end")
         if self.client_activity:
             await self.session.send_activity_end()
@@ -586,6 +600,20 @@ class _Runner:
             self._on_cancellation(message)
         elif isinstance(message, LiveUsageMetadata):
             self.stats.usage = message
+            if self.on_usage is not None:
+                self.on_usage(message)
+        elif (isinstance(message, LiveServerVoiceActivity)
+              and message.activity_type in ("ACTIVITY_END", "VAD_SIGNAL_TYPE_EOS")
+              and self._speech_ended_at is None):
+            # Without a speech gate of its own, the device learns the end of speech from the
+            # service's activity detection.
+            self._mark_speech_end()
+
+    def _mark_speech_end(self) -> None:
+        """Time the reply to this speech; speech over a reply still playing is not timed (the
+        next audio is the old reply's)."""
+        if not self._replying:
+            self._speech_ended_at = time.monotonic()
 
     def _on_content(self, message: LiveServerContent) -> None:
         ended = bool(message.turn_complete or message.interrupted)
@@ -617,6 +645,12 @@ class _Runner:
                 )
                 continue
             self.stats.audio_chunks_played += 1
+            self._replying = True
+            if self._speech_ended_at is not None:
+                self.stats.voice_latency.observe(time.monotonic() - self._speech_ended_at)
+                self._speech_ended_at = None
+        if ended:
+            self._replying = False
         if message.input_transcription and message.input_transcription.text:
             self.stats.user_transcript.append(message.input_transcription.text)
             self._emit("transcript.user", text=message.input_transcription.text)
@@ -670,6 +704,7 @@ class _Runner:
 
     async def _run_call(self, call: FunctionCall) -> None:
         assert self.handler is not None
+        started = time.monotonic()
         try:
             result = await self.handler(call)
         except asyncio.CancelledError:
@@ -692,6 +727,7 @@ class _Runner:
             )  # fmt: skip
         self._emit("tool.response", name=call.name, id=call.id, response=response.response)
         await self._answer(call, response)
+        self.stats.tool_latency.observe(time.monotonic() - started)
 
     async def _answer(self, call: FunctionCall, response: FunctionResponse) -> None:
         try:

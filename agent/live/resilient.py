@@ -46,6 +46,7 @@ import structlog
 from agent.live.bad_input import BadInput
 from agent.live.calls import CallLedger
 from agent.live.errors import LiveErrorCode, LiveSessionError
+from agent.live.histogram import GAP_BOUNDS_S, Histogram
 from agent.live.model import LiveGenerativeModel
 from agent.live.recovery import AttemptLimiter, Backoff, FailureKind, classify
 from agent.live.session import LiveSession
@@ -120,6 +121,9 @@ class SessionStats:
     ``not_json``)."""
     last_error: str | None = None
     next_attempt_in_s: float | None = None
+    reconnect_gaps: Histogram = field(default_factory=lambda: Histogram(GAP_BOUNDS_S))
+    """Seconds from losing a live connection to the next one being live."""
+    lost_at: float | None = field(default=None, repr=False)
 
     def status_line(self) -> str:
         """One line for sd_notify STATUS."""
@@ -704,6 +708,11 @@ class ResilientSession:
     def _set_state(self, state: SessionState) -> None:
         if self.stats.state == state:
             return
+        if state is SessionState.LIVE and self.stats.lost_at is not None:
+            self.stats.reconnect_gaps.observe(time.monotonic() - self.stats.lost_at)
+            self.stats.lost_at = None
+        elif self.stats.state is SessionState.LIVE:
+            self.stats.lost_at = time.monotonic()
         self.stats.state = state
         self.stats.state_since = time.time()
         log.info("session.state", state=str(state))

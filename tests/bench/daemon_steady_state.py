@@ -7,7 +7,9 @@ emulator answering a spoken burst every 4 s. Reported: time from exec to READY=1
 of one core and RSS at steady state, split into anonymous memory and shared library pages.
 The daemon starts with the Python libraries out of the page cache, as a service does after a
 boot (see page_cache.py). For scale, the RSS of a bare interpreter that only imports
-the agent's libraries is measured in the same run. Echo handling is half duplex, as configured
+the agent's libraries is measured in the same run. The daemon runs twice, with Prometheus
+metrics off and then on (scraped every second, fifteen times as often as Prometheus's default):
+the difference is what metrics cost. Echo handling is half duplex, as configured
 on most boards: while a reply plays, the mic's chunks are not sent, so fewer than 25 a second
 reach the emulator.
 
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +70,9 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
-def config_text(endpoint: str) -> str:
-    return f"""
+def config_text(endpoint: str, metrics_port: int | None = None) -> str:
+    metrics = "" if metrics_port is None else f'\n[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n'
+    return metrics + f"""
 [live]
 backend = "emulator"
 endpoint = "{endpoint}"
@@ -174,15 +178,37 @@ async def stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def measure(root: Path) -> dict[str, float]:
-    alsa = VirtualAlsa(root)
-    alsa.install()
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def scrape_every(port: int, interval_s: float, scrapes: list[int]) -> None:
+    """Scrape the daemon's metrics as a Prometheus server would; count the samples read."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    while True:
+        try:
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(url, timeout=5).read())
+            scrapes.append(body.count(b"\nedge_agent_"))
+        except OSError:
+            pass
+        await asyncio.sleep(interval_s)
+
+
+async def measure(alsa: VirtualAlsa, root: Path, metrics: bool) -> dict[str, float]:
+    root = root / ("metrics-on" if metrics else "metrics-off")  # its own config and socket
+    root.mkdir()
     mic = alsa.mic()
     speaker = alsa.speaker(bytes_per_second=24_000 * 2)
     scenario = Scenario.from_mapping({"name": "bench", "default_reply": "I heard you say {text}."})
     async with Emulator(EmulatorConfig(scenario=scenario)) as emulator:
         config = root / "agent.toml"
-        config.write_text(config_text(emulator.url))
+        port = free_port() if metrics else None
+        config.write_text(config_text(emulator.url, port))
+        scrapes: list[int] = []
+        scraper = None if port is None else asyncio.create_task(scrape_every(port, 1.0, scrapes))
         notify_path = root / "notify.sock"
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(notify_path))
@@ -230,21 +256,36 @@ async def measure(root: Path) -> dict[str, float]:
                 "audio_chunks_per_s": (len(recording.audio) - audio0) / (wall1 - wall0),
                 "video_frames": len(recording.video),
                 "speaker_seconds": len(speaker.data) / 48_000,
+                "scrapes": len(scrapes),
+                "samples_per_scrape": scrapes[-1] if scrapes else 0,
             }
         finally:
+            if scraper is not None:
+                scraper.cancel()
             await stop(process)
         notify.close()
     mic.close()
-    result["device_cpu_percent"] = await device_only_cpu(alsa, MEASURE_S / 2)
     speaker.close()
-    alsa.uninstall()
     return result
+
+
+async def measure_all(root: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The daemon with metrics off, then on; the virtual device's own CPU once."""
+    alsa = VirtualAlsa(root)
+    alsa.install()
+    try:
+        off = await measure(alsa, root, metrics=False)
+        on = await measure(alsa, root, metrics=True)
+        off["device_cpu_percent"] = await device_only_cpu(alsa, MEASURE_S / 2)
+    finally:
+        alsa.uninstall()
+    return off, on
 
 
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
-        result = asyncio.run(measure(Path(tmp)))
+        result, with_metrics = asyncio.run(measure_all(Path(tmp)))
     bare = bare_interpreter_rss()
     with_portaudio = bare_interpreter_rss(init_portaudio=True)
     own_cpu = result["cpu_percent"] - result["device_cpu_percent"]
@@ -279,7 +320,24 @@ def main() -> None:
         ("camera frames at the emulator", f"{result['video_frames']}", "", None),
         ("speech played to the speaker", f"{result['speaker_seconds']:.1f} s", "", None),
     ]
-    print(f"\n\nDaemon at steady state ({MEASURE_S:.0f} s measured after {WARMUP_S:.0f} s)")
+    print_table(f"\n\nDaemon at steady state ({MEASURE_S:.0f} s measured after {WARMUP_S:.0f} s)",
+                rows)
+    overhead = with_metrics["cpu_percent"] - result["cpu_percent"]
+    rows = [
+        ("CPU, metrics off", f"{result['cpu_percent']:.2f} %", "", None),
+        ("CPU, metrics on, scraped every 1 s", f"{with_metrics['cpu_percent']:.2f} %", "", None),
+        ("overhead of metrics", f"{overhead:+.2f} %", "< 0.2 %", overhead < 0.2),
+        ("scrapes in the run (samples each)",
+         f"{with_metrics['scrapes']:.0f} ({with_metrics['samples_per_scrape']:.0f})", "", None),
+        ("RSS, metrics off", f"{result['rss_mb']:.1f} MB", "", None),
+        ("RSS, metrics on", f"{with_metrics['rss_mb']:.1f} MB", "", None),
+    ]
+    print_table(f"\nPrometheus metrics: the same daemon, off then on ({MEASURE_S:.0f} s each)",
+                rows)
+
+
+def print_table(title: str, rows: list[tuple[str, str, str, bool | None]]) -> None:
+    print(title)
     print(f"{'measure':<42}{'value':>12}{'goal':>14}{'met':>6}")
     for name, value, goal, met in rows:
         shown = "" if met is None else ("yes" if met else "NO")

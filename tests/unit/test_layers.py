@@ -20,12 +20,14 @@ ALLOWED: dict[str, set[str]] = {
     "logs": set(),
     "systemd": {"logs"},  # STATUS= is public: it goes through the logs' redaction
     "allocator": set(),
-    "daemon": {"build", "config", "live", "logs", "systemd", "tools", "emulator", "metrics"},
-    "metrics": {"live"},  # reads the counters the live layer keeps
+    "daemon": {"build", "config", "live", "logs", "systemd", "tools", "emulator", "metrics",
+               "usage"},
+    "metrics": {"live", "usage"},  # reads the counters the live layer and the ledger keep
+    "usage": {"config", "live"},  # the service's usage reports; the config a budget degrades
     "demo": {"config", "daemon", "emulator"},
     "token_server": {"logs"},  # the owner's machine: holds the key, mints tokens
-    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "tools",
-            "token_server"},
+    "cli": {"allocator", "config", "daemon", "demo", "emulator", "logs", "media", "metrics",
+            "tools", "token_server", "usage"},
 }
 
 

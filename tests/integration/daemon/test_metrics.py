@@ -18,6 +18,8 @@ from agent.emulator.config import EmulatorConfig
 from agent.emulator.server import Emulator
 from agent.systemd import Notifier
 
+from .conftest import LAMP, emulator_config, free_port
+
 T = 10.0
 
 
@@ -28,42 +30,12 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 
 def config(endpoint: str, metrics: str) -> str:
-    return f"""
-[live]
-backend = "emulator"
-endpoint = "{endpoint}"
-
-[audio]
-input = "tone:300"
-echo = "none"
-
-[audio.output]
-device = "null"
-
-[camera]
-enabled = false
-
-[gpio]
-pin_factory = "mock"
-
-[[tools]]
-name = "lamp"
-description = "The lamp."
-kind = "digital_output"
-pin = 17
-
-[health]
-watchdog = false
+    return emulator_config(endpoint, f"""
+{LAMP}
 
 [metrics]
 {metrics}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+""")
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -112,6 +112,8 @@ async def test_drop_mid_turn_resumes_and_the_conversation_goes_on(emulator: Emul
             )
         )
         assert session.state is SessionState.LIVE
+        gaps = session.stats.reconnect_gaps  # the time without a live connection, once
+        assert gaps.count == 1 and 0.0 < gaps.sum < 10.0
     reader.cancel()
     assert emulator.recordings.session().texts().count("second question") == 1
 

@@ -20,6 +20,7 @@ from agent.config import (
     parse_config,
     resolve_config_path,
 )
+from agent.config.model import BUDGET_STEPS, PRICE_KEYS
 from agent.media.audio import CaptureFormat, mic_capture_format
 from agent.media.camera import CameraStream
 from agent.media.camera.sim import ImageFolderSource
@@ -61,6 +62,12 @@ def test_every_key_the_parser_knows_is_in_the_example() -> None:
             if field.name == "tone_hz":
                 continue
             assert name in text, f"{section}.{field.name} is not documented"
+    for section in ("metrics", "usage", "budget"):
+        for field in dataclasses.fields(getattr(config, section)):
+            if field.name not in ("prices", "steps"):
+                assert f"{field.name} = " in text, f"{section}.{field.name} is not documented"
+    for key in (*PRICE_KEYS, *BUDGET_STEPS):
+        assert f"# {key} = " in text, f"{key} is not documented"
     for field in dataclasses.fields(config.live.credentials):
         assert f"# {field.name} = " in text or f"\n{field.name} = " in text, (
             f"live.credentials.{field.name} is not documented")
