@@ -21,13 +21,14 @@ def free_port() -> int:
 
 
 def emulator_config(endpoint: str, extra: str = "", *, audio_input: str = "tone:300",
-                    camera: str = "enabled = false") -> str:
+                    camera: str = "enabled = false", live: str = "") -> str:
     """A config of simulated devices and mock pins against the emulator at ``endpoint``, with
-    ``extra`` (more sections) at its end."""
+    ``live`` (more [live] keys) and ``extra`` (more sections) at its end."""
     return f"""
 [live]
 backend = "emulator"
 endpoint = "{endpoint}"
+{live}
 
 [audio]
 input = "{audio_input}"

@@ -18,6 +18,8 @@ from agent.emulator.config import EmulatorConfig
 from agent.emulator.server import Emulator
 from agent.systemd import Notifier
 
+from .conftest import emulator_config
+
 T = 10.0
 
 
@@ -28,31 +30,8 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 
 def config(endpoint: str, memory_file: Path, model: str) -> str:
-    return f"""
-[live]
-backend = "emulator"
-endpoint = "{endpoint}"
-model = "{model}"
-
-[audio]
-input = "tone:300"
-echo = "none"
-
-[audio.output]
-device = "null"
-
-[camera]
-enabled = false
-
-[gpio]
-pin_factory = "mock"
-
-[health]
-watchdog = false
-
-[memory]
-file = "{memory_file}"
-"""
+    return emulator_config(endpoint, f'[memory]\nfile = "{memory_file}"',
+                           live=f'model = "{model}"')
 
 
 async def until(predicate) -> None:  # type: ignore[no-untyped-def]
