@@ -142,7 +142,6 @@ class SessionStats:
 
 
 SeedMode = Literal["initial_history", "context"]
-SEED_MODES: tuple[SeedMode, ...] = ("initial_history", "context")
 
 RealtimeKind = Literal["audio", "text", "activity_start", "activity_end", "audio_stream_end"]
 
@@ -474,11 +473,12 @@ class ResilientSession:
             # The seed is known before connecting: a setup declaring initial history must be
             # followed by it, and only a fresh connection gets one.
             seed = [] if resuming or self.seed is None else list(self.seed())
+            initial = bool(seed) and self.seed_mode == "initial_history"
             try:
                 session = await self._model.connect(
                     SessionResumptionConfig(handle=self.handle),
                     bad_input=self._bad_input,
-                    initial_history=bool(seed) and self.seed_mode == "initial_history",
+                    initial_history=initial,
                 )
             except LiveSessionError as exc:
                 if await self._after_failure(exc, during_handshake=True, resuming=resuming):
@@ -486,7 +486,7 @@ class ResilientSession:
                 return
             connected_at = time.monotonic()
             self._note_connected(session, resuming)
-            error = await self._serve(session, seed)
+            error = await self._serve(session, seed, initial_history=initial)
             self._session = None
             self._live.clear()
             self._cancel_handover_timer()
@@ -606,12 +606,12 @@ class ResilientSession:
         self._end_inbox()
 
     async def _serve(
-        self, session: LiveSession, seed: Sequence[Content]
+        self, session: LiveSession, seed: Sequence[Content], *, initial_history: bool
     ) -> LiveSessionError | None:
         """Seed a fresh connection, replay what was held, go live, and pump messages until the
         connection ends."""
         try:
-            await self._send_seed(session, seed)
+            await self._send_seed(session, seed, initial_history)
             await self._flush_replay(session)
         except LiveSessionError as exc:
             return exc if session.is_closed else None
@@ -628,13 +628,15 @@ class ResilientSession:
                 # skip it, read on
                 self._bad_input.note("session.frame_unreadable", "not_json", error=exc.message)
 
-    async def _send_seed(self, session: LiveSession, turns: Sequence[Content]) -> None:
-        """The seed before anything else: the initial history in one frame whose
-        ``turnComplete: true`` ends it, or (``"context"``) turns added to the context."""
+    async def _send_seed(
+        self, session: LiveSession, turns: Sequence[Content], initial_history: bool
+    ) -> None:
+        """The seed before anything else: the initial history the setup declared, in one frame
+        whose ``turnComplete: true`` ends it, or turns added to the context."""
         if turns:
-            initial = self.seed_mode == "initial_history"
-            await session.send_history(turns, turn_complete=initial)
-            log.info("session.seeded", turns=len(turns), mode=self.seed_mode)
+            await session.send_history(turns, turn_complete=initial_history)
+            log.info("session.seeded", turns=len(turns),
+                     mode="initial_history" if initial_history else "context")
 
     async def _flush_replay(self, session: LiveSession) -> None:
         # New realtime input keeps going into the buffer until it is empty and the session is
