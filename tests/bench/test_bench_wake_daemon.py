@@ -329,9 +329,9 @@ def print_rounds(rounds: list[Round]) -> None:
 
     def table(title: str, rows: list[tuple[str, list[str], str]]) -> None:
         print(title)
-        print(f"{'measure':<40}" + "".join(f"{m:>20}" for m in modes) + "   goal (wake_word)")
+        print(f"{'measure':<40}" + "".join(f"{m:>22}" for m in modes) + "   goal (wake_word)")
         for label, values, goal in rows:
-            print(f"{label:<40}" + "".join(f"{v:>20}" for v in values) + f"   {goal}")
+            print(f"{label:<40}" + "".join(f"{v:>22}" for v in values) + f"   {goal}")
 
     window = sum(r.window_s for r in by[modes[0]])
     audio_s = {m: per_s(m, "audio_bytes") / 2 / wa.RATE for m in modes}  # per second
@@ -370,7 +370,7 @@ def print_rounds(rounds: list[Round]) -> None:
               for n in names}
     print("CPU by thread, % of one core (" + " / ".join(modes) + "):")
     for name, values in sorted(shares.items(), key=lambda item: -item[1][0])[:6]:
-        print(f"  {name:<38}" + "".join(f"{v:>20.2f}" for v in values))
+        print(f"  {name:<38}" + "".join(f"{v:>22.2f}" for v in values))
 
 
 async def test_wake_word_daemon_latency_traffic_and_cost(emulator: Emulator,
