@@ -109,7 +109,8 @@ def build_speech_gate(gate: SpeechGateConfig) -> VoiceActivityDetector:
 
 def build_wake_word(listen: ListenConfig) -> MicroWakeWordDetector:
     """The wake-word detector of ``[listen]`` (its models loaded)."""
-    return MicroWakeWordDetector(listen.wake_words, refractory_s=listen.refractory_s)
+    return MicroWakeWordDetector(listen.wake_words, refractory_s=listen.refractory_s,
+                                 batch_ms=listen.wake_batch_ms)
 
 
 def build_camera(camera: CameraConfig) -> CameraStream | None:

@@ -240,11 +240,14 @@ class ListenConfig:
     has spoken for ``conversation_timeout_s`` after the model's last turn. ``chime`` sounds on
     the speaker at each wake. ``camera``: "conversation" sends frames only while a
     conversation is open (in ``wake_word`` mode), "always" whenever the session is live.
+    ``wake_batch_ms``: audio the wake-word detector gathers before it runs (less CPU, a
+    later detection).
     """
 
     mode: ListenMode = "always"
     wake_words: tuple[str | Path, ...] = ("okay_nabu",)
     refractory_s: float = 2.0
+    wake_batch_ms: int = 120
     pre_roll_ms: int = 300
     conversation_timeout_s: float = 10.0
     chime: bool = False

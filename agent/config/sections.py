@@ -477,6 +477,7 @@ def read_listen(s: Table, audio: Table, audio_config: AudioConfig, base_dir: Pat
     listen = ListenConfig(
         mode=mode, wake_words=_wake_words(s, base_dir),
         refractory_s=s.number("refractory_s", d.refractory_s, 0, 60),
+        wake_batch_ms=s.integer("wake_batch_ms", d.wake_batch_ms, 0, 500),  # wakeword.MAX_BATCH_MS
         pre_roll_ms=s.integer("pre_roll_ms", pre_roll_default, 0, 2000),
         conversation_timeout_s=s.number("conversation_timeout_s", d.conversation_timeout_s,
                                         1, 3600),

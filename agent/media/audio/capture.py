@@ -140,6 +140,11 @@ class DropOldestQueue:
                 os.eventfd_write(self._wake_fd, 1)
         return dropped
 
+    @property
+    def pending(self) -> int:
+        """Items waiting."""
+        return len(self._items)
+
     def get_nowait(self) -> bytes | None:
         """The oldest item, or None if empty."""
         with self._lock:
@@ -263,6 +268,11 @@ class AudioCapture:
         while not self._thread.stopping.is_set():
             # No timeout: stop() wakes the wait with b"", and a timer armed and cancelled for
             # every chunk would cost the loop more than the chunk itself.
+            if self._queue.pending:
+                # Behind: get() would return without suspending, and a consumer slower than
+                # the device (DSP on a busy CPU) would starve every other task, the
+                # watchdog's among them. Let them run between chunks.
+                await asyncio.sleep(0)
             chunk = await self._queue.get()
             if chunk:
                 yield chunk

@@ -9,6 +9,12 @@ its last probabilities passes the cutoff its ``.json`` gives; it stays above the
 while after the phrase, so after a detection the detector is deaf for ``refractory_s`` of audio.
 Time is counted in audio, not on the clock, so a file gives the same detections as a room.
 
+The detector hears in batches of ``batch_ms`` (120 ms by default): chunks are kept until a
+batch is full and then run through the frontend and the models at once. Each call costs a fixed
+overhead and runs on cold caches after the capture's 40 ms sleep, so three chunks per call take
+about a third less CPU than one; a detection comes at most ``batch_ms`` minus one chunk later,
+and the pre-roll still reaches back from it.
+
 ``pymicro_wakeword`` (with its TFLite runtime, 5 MB) is imported only when a detector is made: an
 agent that does not listen for a wake word never loads it.
 """
@@ -50,6 +56,10 @@ WINDOW_LAG_S = 0.02
 
 MAX_MODEL_CONFIG_BYTES = 64 * 1024
 """The most of a custom model's ``.json`` that is read."""
+
+DEFAULT_BATCH_MS = 120
+MAX_BATCH_MS = 500
+"""The longest batch: a detection must not come much later than the phrase's end."""
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024
 """The largest custom ``.tflite`` accepted (the bundled ones are 50-80 KB)."""
@@ -209,14 +219,17 @@ class MicroWakeWordDetector:
     """Listens for one or more microWakeWord models in one stream of 16 kHz chunks.
 
     ``wake_words``: bundled names or model paths (see the module). ``refractory_s``: audio after
-    a detection in which no wake word fires again. Counters: ``detections``,
-    ``audio_s`` (audio fed since the last reset).
+    a detection in which no wake word fires again. ``batch_ms``: audio kept before it is
+    heard in one go (see the module). Counters: ``detections``, ``audio_s`` (audio fed since
+    the last reset).
     """
 
     def __init__(self, wake_words: tuple[str | Path, ...] | list[str | Path],
-                 *, refractory_s: float = 2.0) -> None:
+                 *, refractory_s: float = 2.0, batch_ms: int = DEFAULT_BATCH_MS) -> None:
         if not wake_words:
             raise WakeWordError("at least one wake word is needed")
+        if not 0 <= batch_ms <= MAX_BATCH_MS:
+            raise WakeWordError(f"batch_ms must be 0..{MAX_BATCH_MS}, got {batch_ms}")
         files = [_model_files(spec) for spec in wake_words]
         from pymicro_wakeword import MicroWakeWordFeatures
 
@@ -227,7 +240,9 @@ class MicroWakeWordDetector:
         self._windows = 0
         self._bytes = 0
         self._deaf_until = 0
-        log.info("audio.wake_word.loaded", wake_words=list(self.names))
+        self._batch_bytes = batch_ms * SAMPLE_RATE * 2 // 1000
+        self._batch = bytearray()
+        log.info("audio.wake_word.loaded", wake_words=list(self.names), batch_ms=batch_ms)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -239,6 +254,11 @@ class MicroWakeWordDetector:
 
     def detect(self, chunk: bytes) -> WakeDetection | None:
         self._bytes += len(chunk)
+        if self._batch or len(chunk) < self._batch_bytes:
+            self._batch += chunk
+            if len(self._batch) < self._batch_bytes:
+                return None
+            chunk, self._batch = bytes(self._batch), bytearray()
         found: WakeDetection | None = None
         for window in self._features.process_streaming(chunk):
             self._windows += 1
@@ -267,6 +287,7 @@ class MicroWakeWordDetector:
         return best
 
     def reset(self) -> None:
+        self._batch.clear()
         self._features.reset()
         for listener in self._listeners:
             listener.model.reset()

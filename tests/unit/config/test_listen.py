@@ -28,14 +28,15 @@ def test_wake_word_mode_with_its_options() -> None:
 mode = "wake_word"
 wake_words = ["okay_nabu", "hey_jarvis"]
 refractory_s = 1.5
+wake_batch_ms = 40
 pre_roll_ms = 500
 conversation_timeout_s = 20
 chime = true
 camera = "always"
 """).listen
     assert listen == ListenConfig(mode="wake_word", wake_words=("okay_nabu", "hey_jarvis"),
-                                  refractory_s=1.5, pre_roll_ms=500, conversation_timeout_s=20,
-                                  chime=True, camera="always")
+                                  refractory_s=1.5, wake_batch_ms=40, pre_roll_ms=500,
+                                  conversation_timeout_s=20, chime=True, camera="always")
 
 
 def test_the_older_keys_still_choose_the_mode() -> None:
@@ -90,6 +91,8 @@ def test_bad_listen_values(problems_of: Problems) -> None:
     assert "must be a list of 1 to 8" in many
     [numbers] = problems_of("[listen]\nwake_words = [1]\n")
     assert "must be a list" in numbers
+    [batch] = problems_of("[listen]\nwake_batch_ms = 600\n")
+    assert "listen.wake_batch_ms: must be between 0 and 500, got 600" in batch
 
 
 def test_push_to_talk_mode_needs_its_button(problems_of: Problems) -> None:

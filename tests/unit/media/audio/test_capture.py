@@ -139,6 +139,33 @@ async def test_capture_thread_never_blocks_the_event_loop() -> None:
     assert sorted(lags)[len(lags) // 2] < 0.02
 
 
+async def test_a_consumer_slower_than_the_device_leaves_the_loop_to_other_tasks() -> None:
+    counter = [0]
+    capture = AudioCapture(fmt=FMT, open_input=lambda: ScriptedInput(counter, pace_s=0.001))
+    ticks = 0
+
+    async def heartbeat() -> None:  # the watchdog's kind of task
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beat = asyncio.create_task(heartbeat())
+    consumed = 0
+    async with capture:
+        await asyncio.sleep(0.1)  # a backlog: the queue is full from here on
+        ticks = 0
+        async with asyncio.timeout(TIMEOUT):
+            async for _ in capture.chunks():
+                time.sleep(0.005)  # noqa: ASYNC251 - work slower than the device, on the loop
+                consumed += 1
+                if consumed == 40:
+                    break
+    beat.cancel()
+    assert capture.dropped > 0  # it was behind all along
+    assert ticks >= 30, ticks  # and the other task still ran between chunks
+
+
 def test_drop_oldest_queue_counts_drops_and_wakes_the_loop() -> None:
     async def main() -> list[bytes | None]:
         queue = DropOldestQueue(2)

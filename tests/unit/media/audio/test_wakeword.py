@@ -101,6 +101,33 @@ def test_chunk_size_does_not_change_what_is_heard(chunk_ms: int) -> None:
     assert detector.audio_s == pytest.approx(2.0 + 2.0, abs=0.02)
 
 
+def test_a_batch_hears_what_every_chunk_hears_at_the_chunk_that_fills_it() -> None:
+    signal = in_room(wa.recording("okay_nabu_1"))
+    chunks = list(wa.chunks(wa.pcm(signal), 40))
+    single = MicroWakeWordDetector(["okay_nabu"], batch_ms=0)
+    batched = MicroWakeWordDetector(["okay_nabu"], batch_ms=120)
+    at_single = [(i, hit) for i, c in enumerate(chunks) if (hit := single.detect(c))]
+    hits = [(i, hit) for i, c in enumerate(chunks) if (hit := batched.detect(c))]
+    assert [i % 3 for i, _ in hits] == [2]  # only a chunk that completes a batch answers
+    assert len(at_single) == 1 and 0 <= hits[0][0] - at_single[0][0] < 3
+    assert hits[0][1] == at_single[0][1]  # the same window fired, at the same audio time
+    assert batched.audio_s == single.audio_s
+
+
+def test_reset_drops_a_partial_batch() -> None:
+    detector = MicroWakeWordDetector(["okay_nabu"], batch_ms=120)
+    noise = wa.pcm(wa.white_noise(1, 0.01))
+    assert detector.detect(noise[:1280]) is None  # one chunk of three kept
+    detector.reset()
+    hits = run(detector, in_room(wa.recording("okay_nabu_2")))
+    assert len(hits) == 1 and hits[0].audio_s < 4.0
+
+
+def test_a_batch_longer_than_allowed_is_refused() -> None:
+    with pytest.raises(WakeWordError, match=r"batch_ms must be 0\.\.500"):
+        MicroWakeWordDetector(["okay_nabu"], batch_ms=501)
+
+
 def test_reset_starts_the_stream_again() -> None:
     detector = MicroWakeWordDetector(["okay_nabu"])
     run(detector, wa.silence(1))
