@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 # debootstrap for the throwaway Debian roots the Ansible playbook is applied to; qemu, e2fsprogs
 # and xz for the system test's VM; openssl and ca-certificates for hashed CA directories, as a
 # device keeps them (the TLS tests and the tight-loop bench); prometheus, the server that
-# scrapes the running daemon in the metrics test.
+# scrapes the running daemon in the metrics test; mmdebstrap, arch-test and qemu-user-static
+# for the arm64 tier's Debian roots, run through qemu-user.
 apt_packages=(portaudio19-dev python3-venv systemd debootstrap
-              qemu-system-x86 e2fsprogs xz-utils openssl ca-certificates prometheus)
+              qemu-system-x86 e2fsprogs xz-utils openssl ca-certificates prometheus
+              mmdebstrap arch-test qemu-user-static)
 # Node.js runs the Firebase JS SDK against the emulator (machines of this kind ship Node 20).
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()
@@ -70,4 +72,22 @@ if [ -z "${*}" ]; then
   # Libraries pip has just written sit in the page cache in a way a booted Pi never sees them.
   "$venv/bin/python" tests/bench/page_cache.py
   "$venv/bin/python" -m pytest -q -s tests/bench
+fi
+if [ -z "${*}" ]; then
+  # The arm64 tier (tests/arm64/tier.py): the agent installed in a Debian arm64 root as the
+  # playbook installs it, and tests/arm64/subset.py run there under qemu-user. After the
+  # benchmarks, so its CPU load cannot disturb them. EDGE_AGENT_ARM64 names the suites:
+  # "trixie" (Python 3.13), "bookworm" (3.11), "trixie bookworm", or "off" (the default until
+  # its cost is measured to fit the CI budget).
+  arm64_suites=${EDGE_AGENT_ARM64:-off}
+  if [ "$arm64_suites" != off ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "== arm64: skipped (needs root: binfmt_misc, mmdebstrap, chroot)"
+    else
+      for suite in $arm64_suites; do
+        echo "== arm64 tier: $suite"
+        "$venv/bin/python" -m tests.arm64.tier --suite "$suite"
+      done
+    fi
+  fi
 fi

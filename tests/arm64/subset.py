@@ -1,0 +1,77 @@
+"""Which tests the arm64 tier runs under qemu-user, and why.
+
+The tier's question is narrow: does the agent, installed on aarch64 the way the playbook
+installs it on a Pi (Debian's python3-pyaudio and python3-numpy, every other dependency an
+aarch64 wheel), behave as it does on x86-64, on the Python a Pi runs (3.13 on Trixie, 3.11
+on Bookworm)? So a test is in when what it checks runs through native code that differs per
+architecture (a wheel's or Debian's compiled library) or through Python behaviour that
+changed between 3.11 and 3.13. A test is out when it checks only pure-Python logic that the
+x86 tiers already run on the same interpreter family: under qemu-user every test costs five
+to ten times its x86 time, and repeating it proves nothing new.
+
+To add a test (for example echo cancellation once agent/media/audio/aec.py exists), append a
+line to `IN` with the reason; the driver passes these paths to pytest as they are.
+"""
+
+from __future__ import annotations
+
+# (path under the checkout, why it is in)
+IN: tuple[tuple[str, str], ...] = (
+    ("tests/unit/media/audio/test_convert_capture.py",
+     "microphone conversion: numpy int32/int16 maths and soxr's aarch64 build (NEON paths)"),
+    ("tests/unit/media/audio/test_convert_playback.py",
+     "speaker conversion and resampling: soxr's aarch64 build, numpy clipping and dtypes"),
+    ("tests/unit/media/audio/test_mics.py",
+     "the I2S and USB mic formats: byte order, 32-bit samples and channel picking in numpy"),
+    ("tests/unit/media/audio/test_wakeword.py",
+     "the wake word: pymicro-wakeword's bundled TFLite runtime and models for aarch64"),
+    ("tests/unit/media/audio/test_echo.py",
+     "the echo gate's level maths on numpy from Debian's arm64 package"),
+    ("tests/unit/media/camera/test_stream.py",
+     "camera frames to JPEG: simplejpeg's aarch64 libjpeg-turbo (SIMD differs per arch)"),
+    ("tests/unit/media/camera/test_sources.py",
+     "frame fitting and colour conversion in numpy, decoded back with Pillow's aarch64 build"),
+    ("tests/unit/tools/test_pins.py",
+     "tools on gpiozero's mock pins: the same gpiozero the device imports"),
+    ("tests/unit/tools/test_handlers.py",
+     "tool handlers' argument checks: the regex wheel (a C extension) with its timeout"),
+    ("tests/unit/config",
+     "the config: tomllib and dataclass behaviour across 3.11 and 3.13, the example file"),
+    ("tests/unit/live/test_protocol.py",
+     "the wire protocol: orjson and pybase64 (C extensions) for aarch64"),
+    ("tests/integration/live/test_conversation.py",
+     "a conversation against the emulator over real WebSockets on uvloop (C) for aarch64"),
+    ("tests/integration/live/test_resilient.py",
+     "the resilient session: reconnects, GoAway, resumption under asyncio on 3.13"),
+    ("tests/integration/media/test_pyaudio_audio.py",
+     "real PyAudio streams from Debian's python3-pyaudio through alsa-lib's plugins"),
+)
+
+# What stays out, by group, and why.
+OUT: tuple[tuple[str, str], ...] = (
+    ("tests/unit/emulator, tests/integration/emulator",
+     "the emulator is test equipment; its own behaviour is pure Python"),
+    ("tests/unit/live (except test_protocol.py)",
+     "recovery, bounds, memory and histogram logic: pure Python, no native code"),
+    ("tests/unit/tools (except pins and handlers), tests/unit/usage, tests/unit/token_server",
+     "registries, schemas, budgets, the token server's settings: pure Python"),
+    ("tests/unit/media/audio (capture queues, device thread, jitter, sim, speech)",
+     "threading and queue logic around the devices: pure Python, covered on x86"),
+    ("tests/integration/daemon, tests/integration/e2e",
+     "the whole daemon: tier 2 (the aarch64 VM) runs the installed service for real"),
+    ("tests/integration/ansible, tests/integration/systemd",
+     "host-side tooling (Ansible, systemd-analyze): not part of what runs on the device"),
+    ("tests/integration/credentials, tests/integration/hostile, tests/unit/test_*.py",
+     "token and key handling, hostile servers, import layering: pure Python on top of "
+     "cryptography, which the device installs only with the vertex extra"),
+    ("tests/fuzz, tests/soak, tests/bench",
+     "long or timing-bound: under qemu-user timings mean nothing"),
+)
+
+# What the tests need on top of the agent (the device never has these).
+TEST_REQUIREMENTS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6.100", "pillow>=10")
+
+
+def paths() -> list[str]:
+    """The paths to hand to pytest."""
+    return [path for path, _ in IN]
