@@ -42,7 +42,6 @@ from tests.system.plumbing import (
     SystemTestError,
     in_root,
     mounted,
-    pack,
     remove_tree,
     require_tool,
     run,
@@ -186,7 +185,8 @@ def run_subset(root: Path, pip_cache: Path, pytest_args: list[str]) -> int:
         # python -m puts /src on sys.path for tests.support; the agent comes from the venv.
         script = (f"cd {SRC} && exec {VENV}/bin/python -m pytest -q -p no:cacheprovider "
                   f"-o addopts=--import-mode=importlib {args}")
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root",
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "LC_ALL": "C.UTF-8", "HOME": "/root",
                "PYTHONDONTWRITEBYTECODE": "1"}
         started = time.monotonic()
         status = os.spawnvpe(os.P_WAIT, "timeout", [
