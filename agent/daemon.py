@@ -245,8 +245,10 @@ class Daemon:
         task.add_done_callback(self._confirmations.discard)
 
     async def _send_note(self, parts: Parts, text: str) -> None:
+        # Realtime text, not a clientContent turn: models that take clientContent only as
+        # initial history close the connection on one sent mid-session.
         try:
-            await parts.session.send(text)
+            await parts.session.send_text_realtime(text)
         except LiveSessionError as exc:
             log.warning("daemon.note_not_sent", error=str(exc))
 

@@ -148,7 +148,7 @@ _READS: dict[str, Callable[[AgentConfig], object]] = {
     "camera": lambda c: c.camera,
     "emulator": _emulator_wanted,
     "session": lambda c: (c.live, c.reconnect, c.gpio.tools, c.listen.mode == "push_to_talk",
-                          _emulator_wanted(c)),
+                          _emulator_wanted(c), c.memory.seed),
 }
 PART_ORDER = tuple(_READS)
 
@@ -321,6 +321,7 @@ class Builder:
             handle = handle or saved
             memory.note_handle(handle)  # a new model's session keeps no handle of the old
             session.seed = memory.seed
+            session.seed_mode = config.memory.seed
             session.on_handle = memory.note_handle
         session.handle = handle
         if self._on_session_state is not None:

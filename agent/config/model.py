@@ -33,6 +33,7 @@ __all__ = [
     "LoggingConfig",
     "MemoryConfig",
     "ReconnectConfig",
+    "SeedMode",
     "SpeechGateConfig",
     "diff_sections",
 ]
@@ -305,19 +306,26 @@ class MetricsConfig:
         return self.listen is not None or self.textfile is not None
 
 
+SeedMode = Literal["initial_history", "context"]
+SEED_MODES: tuple[SeedMode, ...] = ("initial_history", "context")
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryConfig:
     """``[memory]``: what the conversation remembers across restarts (the newest resumption
     handle and the last ``max_turns`` turns, at most ``max_chars``), kept in ``file``
     (default ``$STATE_DIRECTORY/conversation.json``; nothing is kept without either).
     ``remember = false`` keeps nothing and deletes the file. A handle older than
-    ``handle_valid_s`` is not tried (None: the backend's own validity)."""
+    ``handle_valid_s`` is not tried (None: the backend's own validity). ``seed``: how a fresh
+    session is told the turns, as declared initial history (``historyConfig``, which models
+    such as gemini-3.1-flash-live require) or as plain context (a service without it)."""
 
     remember: bool = True
     file: Path | None = None
     max_turns: int = 12
     max_chars: int = 4_000
     handle_valid_s: float | None = None
+    seed: SeedMode = "initial_history"
 
 
 # -- [usage], [budget] ----------------------------------------------------------------------

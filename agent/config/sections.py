@@ -27,6 +27,7 @@ from agent.config.model import (
     DEFAULT_MODEL,
     FIREBASE_AUTH_MODES,
     LISTEN_MODES,
+    SEED_MODES,
     ActivityDetectionConfig,
     AudioConfig,
     AudioInput,
@@ -605,6 +606,7 @@ def read_memory(s: Table, base_dir: Path) -> MemoryConfig:
         max_turns=s.integer("max_turns", d.max_turns, 1, 64),
         max_chars=s.integer("max_chars", d.max_chars, 100, 16_384),
         handle_valid_s=valid,
+        seed=s.text("seed", d.seed, SEED_MODES),
     )
     s.finish()
     return config

@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 
 from agent.emulator import scenario as scenario_module
-from agent.emulator.config import EmulatorConfig
+from agent.emulator.config import CLIENT_CONTENT_RULES, EmulatorConfig
 from agent.emulator.scenario import Scenario, ScenarioError
 from agent.emulator.server import Emulator
 
@@ -76,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-scale", type=float, default=1.0, help="multiply every duration (0.1: 10x faster)"
     )
     parser.add_argument(
+        "--client-content", choices=CLIENT_CONTENT_RULES, default="any",
+        help="initial_history_only: refuse clientContent (1007) except as the initial history "
+        "the setup declares in historyConfig, like gemini-3.1-flash-live (any)",
+    )
+    parser.add_argument(
         "--text-frames", action="store_true", help="send JSON in text frames, not binary"
     )
     parser.add_argument(
@@ -102,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         session_token_budget=args.token_budget,
         handle_ttl_s=args.handle_ttl,
         time_scale=args.time_scale,
+        client_content=args.client_content,
         binary_frames=not args.text_frames,
         record=args.record,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from agent.emulator.scenario import Scenario
 
@@ -27,6 +28,10 @@ class EmulatorLimits:
     max_history: int = 32  # turns of conversation history a session keeps
     record_max_bytes: int = 256 * 1024 * 1024  # frames recorded in all (oldest connections go)
     record_max_connections: int = 1000  # connection recordings kept (oldest closed ones go)
+
+
+ClientContentRule = Literal["any", "initial_history_only"]
+CLIENT_CONTENT_RULES: tuple[ClientContentRule, ...] = ("any", "initial_history_only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,9 @@ class EmulatorConfig:
     token_lifetimes: TokenLifetimes = TokenLifetimes()
     models: tuple[str, ...] | None = None  # accepted model ids (None: any well-formed name)
     scenario: Scenario | None = None
+    # "initial_history_only" models gemini-3.1-flash-live: clientContent is accepted only as
+    # the initial history the setup declares (historyConfig.initialHistoryInClientContent)
+    client_content: ClientContentRule = "any"
 
     connection_lifetime_s: float | None = 600.0  # None: connections never expire
     go_away_before_s: float = 60.0

@@ -242,6 +242,7 @@ class LiveConnection:
             self.consumed += 1
             stats.messages += 1
             self._record(kind, message, t, len(frame))
+            model.admit(parsed)
             if record:
                 if isinstance(parsed, wire.Audio):
                     if recordings.keep(rec, parsed.samples.nbytes):

@@ -113,6 +113,8 @@ class FakeModel:
         self.in_activity = False  # between activityStart and activityEnd
         self.activity_text = ""
         self.pending_text = ""  # the user's words given as context since the model last spoke
+        # declared initial history: clientContent is context until one ends it (turnComplete)
+        self.history_open = setup.initial_history
         self.outstanding: dict[str, PendingCall] = {}
         self.cancelled: dict[str, None] = {}  # the newest cancelled call ids, oldest first
         self.turns: deque[UserTurn] = deque()
@@ -125,6 +127,14 @@ class FakeModel:
         self.pitch = pitch_for_voice(setup.voice_name, config.reply_pitch_hz)
 
     # --- input -------------------------------------------------------------------------
+
+    def admit(self, message: wire.ClientMessage) -> None:
+        """Refuse realtime input and function responses before the declared initial history
+        has ended, as the service does. On the per-frame path: one test when it has."""
+        if self.history_open and not isinstance(message, wire.ClientContent | wire.ContextUpdate):
+            raise wire.ProtocolViolation(
+                wire.HISTORY_PENDING, f"{type(message).__name__} before the initial history ended"
+            )
 
     async def handle(self, message: wire.ClientMessage) -> None:
         """Consume one client message (never ``Setup``)."""
@@ -185,19 +195,35 @@ class FakeModel:
         await self._user_turn(self.activity_text or None, spoken=True)
 
     async def _client_content(self, content: wire.ClientContent) -> None:
+        if not self.history_open and self.config.client_content == "initial_history_only":
+            raise wire.ProtocolViolation(
+                wire.CLIENT_CONTENT_REFUSED,
+                "clientContent after the initial history"
+                if self.setup.initial_history
+                else "clientContent without historyConfig.initialHistoryInClientContent",
+            )
         text_tokens = sum(
             self._text_tokens(json.dumps(t, separators=(",", ":"))) for t in content.turns
         )
         self._add_tokens("TEXT", text_tokens)
         if content.images:
             self._add_tokens("IMAGE", self.image_tokens * len(content.images))
+        if self.history_open:  # initial history: context, and no reply even when it ends
+            self._add_context(content.turns)
+            if content.turn_complete:
+                self.history_open = False
+                log.info("emulator.initial_history", turns=self.state.context_turns)
+            return
         if content.turn_complete:
             if content.text:
                 self.pending_text = self._joined(self.pending_text, content.text)
             text, self.pending_text = self.pending_text, ""
             await self._user_turn(text, spoken=False)
             return
-        for turn in content.turns:  # context: each turn goes to the history, with its role
+        self._add_context(content.turns)
+
+    def _add_context(self, turns: tuple[dict[str, Any], ...]) -> None:
+        for turn in turns:  # context: each turn goes to the history, with its role
             role = str(wire.get(turn, "role", "user"))[:16]
             words = " ".join(str(wire.get(part, "text")) for part in wire.get(turn, "parts", [])
                              if isinstance(part, dict) and wire.get(part, "text") is not None)
@@ -208,7 +234,7 @@ class FakeModel:
                 self.pending_text = ""
             elif role == "user" and words:
                 self.pending_text = self._joined(self.pending_text, words)
-        log.info("emulator.context", turns=len(content.turns))
+        log.info("emulator.context", turns=len(turns))
 
     async def _tool_response(self, response: wire.ToolResponse) -> None:
         for item in response.responses:

@@ -28,7 +28,7 @@ class ConversationState:
         default_factory=lambda: {"AUDIO": 0.0, "TEXT": 0.0, "IMAGE": 0.0}
     )
     compressions: int = 0
-    context_turns: int = 0  # turns given as context (clientContent without turnComplete)
+    context_turns: int = 0  # turns given as context (or as the declared initial history)
     history: list[tuple[str, str]] = field(default_factory=list)
 
     @property

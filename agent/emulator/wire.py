@@ -41,6 +41,18 @@ EXPLICIT_ACTIVITY: Final = (
     1007,
     "Explicit activity control is not supported when automatic activity detection is enabled.",
 )
+# Models that take clientContent only as initial history (gemini-3.1-flash-live) close with
+# 1007; these reasons say which rule was broken.
+HISTORY_PENDING: Final = (
+    1007,
+    "The initial history (historyConfig) must end with turnComplete before realtimeInput or "
+    "toolResponse.",
+)
+CLIENT_CONTENT_REFUSED: Final = (
+    1007,
+    "clientContent is accepted only as initial history: set "
+    "historyConfig.initialHistoryInClientContent.",
+)
 
 DEFAULT_INPUT_RATE: Final = 16000
 OUTPUT_RATE: Final = 24000
@@ -220,6 +232,7 @@ class Setup:
     function_names: tuple[str, ...]
     system_instruction: str
     non_blocking: frozenset[str] = frozenset()  # functions declared behavior = NON_BLOCKING
+    initial_history: bool = False  # historyConfig.initialHistoryInClientContent
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,6 +653,11 @@ def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup
             if behavior == "NON_BLOCKING":
                 non_blocking.append(name)
 
+    history = obj(get(body, "historyConfig"), "historyConfig")
+    initial_history = get(history, "initialHistoryInClientContent", False)
+    if not isinstance(initial_history, bool):
+        raise invalid("historyConfig.initialHistoryInClientContent must be true or false")
+
     system = obj(get(body, "systemInstruction"), "systemInstruction")
     system_texts: list[str] = []
     for part in _list(get(system, "parts"), "systemInstruction.parts"):
@@ -663,6 +681,7 @@ def parse_setup(body: Mapping[str, Any], *, developer_api: bool = True) -> Setup
         function_names=tuple(names),
         system_instruction=system_text,
         non_blocking=frozenset(non_blocking),
+        initial_history=initial_history,
     )
 
 

@@ -4,8 +4,8 @@ transcript of the last turns, in one small file.
 A restarted agent resumes its session with the saved handle while the service still honours it
 (the Developer API keeps a handle two hours after the session's last connection ended). When
 the handle is too old to try, was written for another model or service, or the service refuses
-it, the fresh session is seeded with the transcript (``clientContent`` with ``turnComplete:
-false``), so the model keeps the context anyway.
+it, the fresh session is seeded with the transcript (its initial history, or plain context:
+``ResilientSession.seed_mode``), so the model keeps the context anyway.
 
 The file is input like any other. It is read up to ``MAX_FILE_BYTES`` and every field is
 checked; a file that cannot be read or parsed is reported with one warning and the agent starts

@@ -312,8 +312,16 @@ class LiveGenerativeModel:
         self.proactivity = proactivity
         self.options = options or ConnectOptions()
 
-    def setup_message(self, session_resumption: SessionResumptionConfig | None = None) -> JsonDict:
-        """The ``setup`` body for one connection, built fresh each time."""
+    def setup_message(
+        self,
+        session_resumption: SessionResumptionConfig | None = None,
+        *,
+        initial_history: bool = False,
+    ) -> JsonDict:
+        """The ``setup`` body for one connection, built fresh each time. ``initial_history``
+        declares that the connection starts with the conversation so far as ``clientContent``
+        (``historyConfig``): models such as gemini-3.1-flash-live accept ``clientContent`` only
+        then, and only before the first realtime input."""
         config = self.generation_config
         hoisted = {name: getattr(config, name) for name in HOISTED_GENERATION_FIELDS}
         generation = to_wire(dataclasses.replace(config, **dict.fromkeys(hoisted)))
@@ -337,6 +345,8 @@ class LiveGenerativeModel:
             setup["proactivity"] = self.proactivity
         if session_resumption is not None:
             setup["sessionResumption"] = to_wire(session_resumption)
+        if initial_history:
+            setup["historyConfig"] = {"initialHistoryInClientContent": True}
         return setup
 
     async def connect(
@@ -344,6 +354,7 @@ class LiveGenerativeModel:
         session_resumption: SessionResumptionConfig | None = None,
         *,
         bad_input: BadInput | None = None,
+        initial_history: bool = False,
     ) -> LiveSession:
         """Open a connection, send the setup, and wait for ``setupComplete``.
 
@@ -353,6 +364,8 @@ class LiveGenerativeModel:
         with the close code and reason when the server rejects the setup; a ``permanent`` error
         for an endpoint, a credential or a setup that can never work. ``bad_input`` counts the
         bad server input of the session (pass the same one to every connection of a session).
+        ``initial_history``: the caller sends the history next (``LiveSession.send_history``
+        with ``turn_complete=True``), before any realtime input (see ``setup_message``).
         Every ``KeptCredential`` of the backend is made ready first; a refusal of one that a
         provider can replace is marked ``credential_refused``.
         """
@@ -360,7 +373,7 @@ class LiveGenerativeModel:
         for credential in kept:
             await credential.ready()
         try:
-            session = await self._connect(session_resumption, bad_input)
+            session = await self._connect(session_resumption, bad_input, initial_history)
         except LiveSessionError as exc:
             note_refusal(kept, exc)
             raise
@@ -374,9 +387,12 @@ class LiveGenerativeModel:
         note_refusal(kept_credentials(self.backend), error)
 
     async def _connect(
-        self, session_resumption: SessionResumptionConfig | None, bad_input: BadInput | None
+        self,
+        session_resumption: SessionResumptionConfig | None,
+        bad_input: BadInput | None,
+        initial_history: bool = False,
     ) -> LiveSession:
-        url, headers, setup = self._request(session_resumption)
+        url, headers, setup = self._request(session_resumption, initial_history)
         opts = self.options
         connection: ClientConnection | None = None
         try:
@@ -431,7 +447,7 @@ class LiveGenerativeModel:
         )
 
     def _request(
-        self, session_resumption: SessionResumptionConfig | None
+        self, session_resumption: SessionResumptionConfig | None, initial_history: bool = False
     ) -> tuple[str, dict[str, str], str]:
         """The URL, the headers and the setup frame of one connection, each checked first."""
         try:
@@ -447,7 +463,9 @@ class LiveGenerativeModel:
         check_url(url)
         check_headers(headers)
         try:
-            setup = protocol.setup_frame(self.setup_message(session_resumption))
+            setup = protocol.setup_frame(
+                self.setup_message(session_resumption, initial_history=initial_history)
+            )
         except (TypeError, ValueError) as exc:
             raise LiveSessionError(
                 LiveErrorCode.INVALID_CONTENT,

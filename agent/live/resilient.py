@@ -24,8 +24,12 @@ never sees a drop.
 - A function call id is handed to the agent at most once, even if the service sends it again
   after a resumption (``agent.live.calls``).
 - A fresh connection (none to resume, or resumption refused) is first given ``seed()``'s
-  turns as context (``clientContent`` with ``turnComplete: false``), so a conversation whose
-  handle was lost keeps what was said; ``on_handle`` is told each new handle, to keep it.
+  turns, so a conversation whose handle was lost keeps what was said; ``on_handle`` is told
+  each new handle, to keep it. By default (``seed_mode = "initial_history"``) the setup says
+  so (``historyConfig.initialHistoryInClientContent``) and the turns go in one
+  ``clientContent`` with ``turnComplete: true`` before any realtime input: models such as
+  gemini-3.1-flash-live refuse ``clientContent`` (1007) otherwise. ``"context"`` sends them
+  with ``turnComplete: false`` and no ``historyConfig``, for a service that does not know it.
 """
 
 from __future__ import annotations
@@ -137,6 +141,8 @@ class SessionStats:
         return text
 
 
+SeedMode = Literal["initial_history", "context"]
+
 RealtimeKind = Literal["audio", "text", "activity_start", "activity_end", "audio_stream_end"]
 
 
@@ -218,6 +224,8 @@ class ResilientSession:
         self.handle: str | None = None
         self.seed: Callable[[], Sequence[Content]] | None = None
         """The turns a fresh connection starts from (a transcript of what was said)."""
+        self.seed_mode: SeedMode = "initial_history"
+        """How the seed is sent: as declared initial history, or as plain context."""
         self.on_handle: Callable[[str | None], None] | None = None
         """Told each new resumable handle, and None when a refused one is dropped."""
         self.in_conversation = False
@@ -462,9 +470,15 @@ class ResilientSession:
             await self._keep_to_attempt_limit()
             if self._closed:
                 return
+            # The seed is known before connecting: a setup declaring initial history must be
+            # followed by it, and only a fresh connection gets one.
+            seed = [] if resuming or self.seed is None else list(self.seed())
+            initial = bool(seed) and self.seed_mode == "initial_history"
             try:
                 session = await self._model.connect(
-                    SessionResumptionConfig(handle=self.handle), bad_input=self._bad_input
+                    SessionResumptionConfig(handle=self.handle),
+                    bad_input=self._bad_input,
+                    initial_history=initial,
                 )
             except LiveSessionError as exc:
                 if await self._after_failure(exc, during_handshake=True, resuming=resuming):
@@ -472,7 +486,7 @@ class ResilientSession:
                 return
             connected_at = time.monotonic()
             self._note_connected(session, resuming)
-            error = await self._serve(session, fresh=not resuming)
+            error = await self._serve(session, seed, initial_history=initial)
             self._session = None
             self._live.clear()
             self._cancel_handover_timer()
@@ -591,12 +605,13 @@ class ResilientSession:
         self._changed.set()
         self._end_inbox()
 
-    async def _serve(self, session: LiveSession, *, fresh: bool) -> LiveSessionError | None:
+    async def _serve(
+        self, session: LiveSession, seed: Sequence[Content], *, initial_history: bool
+    ) -> LiveSessionError | None:
         """Seed a fresh connection, replay what was held, go live, and pump messages until the
         connection ends."""
         try:
-            if fresh:
-                await self._send_seed(session)
+            await self._send_seed(session, seed, initial_history)
             await self._flush_replay(session)
         except LiveSessionError as exc:
             return exc if session.is_closed else None
@@ -613,11 +628,15 @@ class ResilientSession:
                 # skip it, read on
                 self._bad_input.note("session.frame_unreadable", "not_json", error=exc.message)
 
-    async def _send_seed(self, session: LiveSession) -> None:
-        turns = list(self.seed()) if self.seed is not None else []
+    async def _send_seed(
+        self, session: LiveSession, turns: Sequence[Content], initial_history: bool
+    ) -> None:
+        """The seed before anything else: the initial history the setup declared, in one frame
+        whose ``turnComplete: true`` ends it, or turns added to the context."""
         if turns:
-            await session.send_history(turns)
-            log.info("session.seeded", turns=len(turns))
+            await session.send_history(turns, turn_complete=initial_history)
+            log.info("session.seeded", turns=len(turns),
+                     mode="initial_history" if initial_history else "context")
 
     async def _flush_replay(self, session: LiveSession) -> None:
         # New realtime input keeps going into the buffer until it is empty and the session is

@@ -165,10 +165,12 @@ class LiveSession:
         """
         await self._send(protocol.client_content_frame([_format_content(request)], turn_complete))
 
-    async def send_history(self, turns: Sequence[Content]) -> None:
+    async def send_history(self, turns: Sequence[Content], turn_complete: bool = False) -> None:
         """Add earlier turns (``user`` and ``model``) to the context without asking for a
-        reply (``clientContent`` with ``turnComplete: false``)."""
-        await self._send(protocol.client_content_frame(list(turns), False))
+        reply: ``clientContent`` with ``turnComplete: false``, or, on a connection made with
+        ``initial_history``, the whole initial history in one frame with ``turnComplete:
+        true`` (``turn_complete=True``), which ends it."""
+        await self._send(protocol.client_content_frame(list(turns), turn_complete))
 
     async def send_text_realtime(self, text: str) -> None:
         """Send text as realtime input."""

@@ -8,6 +8,7 @@ The recordings (tests/data/wakeword, see its SOURCE.md) are people saying "okay 
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,87 @@ def with_noise(x: Floats, snr_db: float, seed: int = 0) -> Floats:
     """``x`` with white noise ``snr_db`` below its speech level."""
     level = speech_level(x) * 10 ** (-snr_db / 20)
     return x + white_noise(len(x) / RATE, level, seed)
+
+
+def phrase_end_s(x: Floats) -> float:
+    """Where a recording's phrase ends: the end of the last 20 ms frame within 25 dB of the
+    loudest one."""
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    return float((np.nonzero(level > level.max() - 25)[0][-1] + 1) * 0.02)
+
+
+def faster(x: Floats, factor: float) -> Floats:
+    """``x`` played ``factor`` times as fast (higher and quicker: another voice, another pace)."""
+    import soxr
+
+    return np.asarray(soxr.resample(x, RATE * factor, RATE), dtype=np.float64)
+
+
+def room_blocks(excluded: tuple[str, ...], seconds: float, seed: int = 0
+                ) -> Iterator[Floats]:
+    """About ``seconds`` of room sound with no wake phrase but the recordings not in
+    ``excluded`` (model names), in blocks of whole 40 ms chunks, made as they are needed (an
+    hour is 460 MB as floats). Each block varies what it draws from: the spoken commands at
+    0.85-1.15x speed and 0 to -12 dB, alone or in white noise at 5-30 dB SNR; white noise and
+    hum (1/f^2) at random levels; silence; and the other recordings at 0.9-1.1x speed,
+    in random order. The same ``seed`` gives the same audio."""
+    rng = np.random.default_rng(seed)
+    others = [recording(n) for m, names in RECORDINGS.items() if m not in excluded
+              for n in names]
+    base = speech()
+    made = 0
+    while made < seconds * RATE:
+        talk = faster(base, rng.uniform(0.85, 1.15)) * 10 ** (rng.uniform(-12, 0) / 20)
+        snr = rng.choice([np.inf, 30, 20, 10, 5])
+        parts = [talk if snr == np.inf else with_noise(talk, snr, seed=int(rng.integers(1 << 30))),
+                 white_noise(rng.uniform(3, 10), 10 ** rng.uniform(-3.5, -1.5),
+                             seed=int(rng.integers(1 << 30))),
+                 hum(rng.uniform(3, 10), 10 ** rng.uniform(-3.5, -1.5),
+                     seed=int(rng.integers(1 << 30))),
+                 silence(rng.uniform(1, 4))]
+        parts += [np.concatenate([silence(0.5), faster(x, rng.uniform(0.9, 1.1))
+                                  * 10 ** (rng.uniform(-10, 0) / 20), silence(0.5)])
+                  for x in others]
+        block = np.concatenate([parts[i] for i in rng.permutation(len(parts))])
+        block = block[: len(block) // 640 * 640]
+        made += len(block)
+        yield block
+
+
+def hum(seconds: float, level: float, seed: int = 0) -> Floats:
+    """Brown (1/f^2) noise of RMS ``level``: the rumble of traffic, a fan, a fridge."""
+    walk = np.cumsum(np.random.default_rng(seed).standard_normal(round(seconds * RATE)))
+    sums = np.cumsum(np.concatenate([np.zeros(801), walk, np.full(800, walk[-1])]))
+    walk -= (sums[1601:] - sums[:-1601]) / 1601  # less its 100 ms moving mean: no drift
+    return walk * level / (np.sqrt(np.mean(walk**2)) + 1e-12)
+
+
+def false_wakes(models: tuple[str, ...], excluded: tuple[str, ...], seconds: float,
+                seed: int) -> tuple[dict[str, int], float, float]:
+    """Detections of each of ``models`` over ``room_blocks(excluded, seconds, seed)`` in 40 ms
+    chunks, as the capture gives them: (per model, seconds of audio, CPU seconds spent)."""
+    import logging
+    import time
+
+    import structlog
+
+    from agent.media.audio.wakeword import MicroWakeWordDetector
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    detector = MicroWakeWordDetector(list(models))
+    counts = dict.fromkeys(models, 0)
+    heard, cpu = 0, 0.0
+    for block in room_blocks(excluded, seconds, seed):
+        data = pcm(block)
+        start = time.process_time()
+        for chunk in chunks(data):
+            if (hit := detector.detect(chunk)) is not None:
+                counts[hit.name] += 1
+        cpu += time.process_time() - start
+        heard += len(block)
+    detector.close()
+    return counts, heard / RATE, cpu
 
 
 def pcm(x: Floats) -> bytes:

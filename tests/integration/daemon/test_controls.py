@@ -5,6 +5,7 @@ microphone (privacy)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -146,6 +147,10 @@ confirm = true
         await until(lambda: pin(daemon, 17).state == 1)
         await until(lambda: any("pressed the confirm button: garage_door was carried out"
                                 in t for t in emulator.recordings.session().texts()))
+        # as realtime text: a mid-session clientContent turn is refused by some models
+        notes = [r for r in emulator.recordings.session().received
+                 if "pressed the confirm button" in json.dumps(r.message)]
+        assert [r.kind for r in notes] == ["realtimeInput.text"]
     finally:
         daemon.stop()
         await task

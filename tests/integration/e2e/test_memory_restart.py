@@ -2,8 +2,9 @@
 emulator: the second run resumes the first run's session with the saved handle, and the
 emulator's fake model answers from what the first run's user said; with the handle expired the
 second run starts a fresh session seeded with the transcript, and the emulator's model answers
-from the seed. The emulator's reply quotes the user's previous turn from its session memory
-(``{previous}``), so the reply itself shows what the service remembers."""
+from the seed, declared as initial history (the emulator, like gemini-3.1-flash-live, takes
+clientContent no other way). The emulator's reply quotes the user's previous turn from its
+session memory (``{previous}``), so the reply itself shows what the service remembers."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ async def test_a_restarted_agent_resumes_the_conversation_it_had(
 async def test_with_the_handle_expired_the_fresh_session_is_seeded(tmp_path: Path,
                                                                    state: Path) -> None:
     config = EmulatorConfig(time_scale=0.3, handle_ttl_s=1.0,  # 0.3 s of the test's time
-                            scenario=Scenario.from_mapping(SCENARIO))
+                            scenario=Scenario.from_mapping(SCENARIO),
+                            client_content="initial_history_only")
     async with Emulator(config) as emulator:
         await one_run(emulator, tmp_path, state, 1)
         second, _ = await one_run(emulator, tmp_path, state, 2)  # a start takes over 0.3 s
@@ -62,6 +64,10 @@ async def test_with_the_handle_expired_the_fresh_session_is_seeded(tmp_path: Pat
             ("user", "my name is Ada"), ("model", "Heard: my name is Ada. Before that: .")]
         assert fresh.state.history[-1] == (
             "model", "Heard: my name is Ada. Before that: my name is Ada.")
+        [seeded] = [c for c in emulator.recordings.connections if "clientContent" in c.kinds()]
+        setup = seeded.received[0].message["setup"]
+        assert setup["historyConfig"] == {"initialHistoryInClientContent": True}
+        assert seeded.kinds()[:2] == ["setup", "clientContent"]
     assert second.events("session.context_lost") and second.events("session.seeded")
     assert [t["text"] for t in saved(state)["turns"]][-1] == (
         "Heard: my name is Ada. Before that: my name is Ada.")

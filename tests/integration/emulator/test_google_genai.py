@@ -213,3 +213,43 @@ async def test_vertex_dialect_with_a_bearer_token() -> None:
         assert rec.path == "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
         setup = rec.received[0].message["setup"]
         assert setup["model"].endswith("publishers/google/models/gemini-live-2.5-flash")
+
+
+async def test_initial_history_the_way_google_genai_sends_it() -> None:
+    """google-genai's history_config (snake_case inside, as it sends it) against an emulator
+    that takes clientContent only as initial history, like gemini-3.1-flash-live."""
+    scenario = Scenario.from_mapping({"name": "memory",
+                                      "default_reply": "Before that you said: {previous}"})
+    config = EmulatorConfig(tls=True, api_key="fake-key", scenario=scenario, time_scale=0.05,
+                            client_content="initial_history_only")
+    seed = [types.Content(role="user", parts=[types.Part(text="my name is Ada")]),
+            types.Content(role="model", parts=[types.Part(text="Hello Ada.")])]
+    history = types.HistoryConfig(initial_history_in_client_content=True)
+    async with Emulator(config) as emu:
+        client = _client(emu)
+        text = ""
+        async with asyncio.timeout(10):
+            async with client.aio.live.connect(
+                model="gemini-live-2.5-flash-preview",
+                config=types.LiveConnectConfig(response_modalities=[types.Modality.TEXT],
+                                               history_config=history),
+            ) as session:
+                await session.send_client_content(turns=seed, turn_complete=True)
+                await session.send_realtime_input(text="what is my name?")
+                async for message in session.receive():
+                    text += message.text or ""
+        assert text == "Before that you said: my name is Ada"
+        assert emu.stats.replies == 1, "the history was not answered"
+        setup = emu.recordings.connection(1).received[0].message["setup"]
+        assert setup["historyConfig"] == {"initial_history_in_client_content": True}
+
+        with pytest.raises(errors.APIError) as info:  # without history_config: refused
+            async with asyncio.timeout(10):
+                async with client.aio.live.connect(
+                    model="gemini-live-2.5-flash-preview",
+                    config=types.LiveConnectConfig(response_modalities=[types.Modality.TEXT]),
+                ) as session:
+                    await session.send_client_content(turns=seed, turn_complete=True)
+                    async for _ in session.receive():
+                        pass
+    assert "1007" in str(info.value) and "historyConfig" in str(info.value)

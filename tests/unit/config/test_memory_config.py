@@ -20,7 +20,13 @@ def memory(text: str, base: Path = Path("/etc/edge-agent"), live: str = LIVE) ->
 
 def test_defaults() -> None:
     assert parse_config(LIVE, base_dir=Path(".")).memory == MemoryConfig(
-        remember=True, file=None, max_turns=12, max_chars=4_000, handle_valid_s=None)
+        remember=True, file=None, max_turns=12, max_chars=4_000, handle_valid_s=None,
+        seed="initial_history")
+
+
+@pytest.mark.parametrize("seed", ["initial_history", "context"])
+def test_the_seed_is_sent_as_chosen(seed: str) -> None:
+    assert memory(f'seed = "{seed}"').seed == seed
 
 
 def test_a_relative_file_is_beside_the_config() -> None:
@@ -36,6 +42,8 @@ def test_a_relative_file_is_beside_the_config() -> None:
     ("handle_valid_s = 1", "memory.handle_valid_s", "between 60 and 604800"),
     ('file = ""', "memory.file", "must not be empty"),
     ("turns = 3", "memory.turns", "unknown key"),
+    ('seed = "history"', "memory.seed", 'must be one of "initial_history", "context"'),
+    ("seed = true", "memory.seed", "must be a string"),
 ])
 def test_bad_settings(written: str, key: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

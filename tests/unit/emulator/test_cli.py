@@ -35,10 +35,11 @@ def test_config_from_args() -> None:
     args = _parser().parse_args(
         ["--port", "0", "--scenario", str(cli.EXAMPLE), "--model", "a", "--model", "b",
          "--lifetime", "30", "--time-scale", "0.5", "--text-frames", "--api-key", "s",
-         "--handle-ttl", "60"]
+         "--handle-ttl", "60", "--client-content", "initial_history_only"]
     )  # fmt: skip
     config = cli.config_from_args(args)
-    assert config.handle_ttl_s == 60
+    assert config.handle_ttl_s == 60 and config.client_content == "initial_history_only"
+    assert cli.config_from_args(_parser().parse_args([])).client_content == "any"
     assert config.port == 0 and config.models == ("a", "b") and config.api_key == "s"
     assert config.connection_lifetime_s == 30 and config.time_scale == 0.5
     assert not config.binary_frames and config.scenario is not None and not config.record

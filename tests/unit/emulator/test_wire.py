@@ -121,6 +121,33 @@ def test_bad_setups(body: dict[str, object]) -> None:
         wire.parse_setup(body)
 
 
+@pytest.mark.parametrize(("history", "initial"), [
+    (None, False),
+    ({}, False),
+    ({"initialHistoryInClientContent": True}, True),
+    ({"initial_history_in_client_content": True}, True),  # google-genai's casing
+    ({"initialHistoryInClientContent": False}, False),
+])
+def test_history_config(history: object, initial: bool) -> None:
+    body: dict[str, object] = {"model": "models/x"}
+    if history is not None:
+        body["historyConfig"] = history
+    assert wire.parse_setup(body).initial_history is initial
+
+
+@pytest.mark.parametrize("history", [
+    "yes", [], 1,
+    {"initialHistoryInClientContent": "true"},
+    {"initialHistoryInClientContent": 1},
+    {"initialHistoryInClientContent": {}},
+])
+def test_a_malformed_history_config_is_invalid_argument(history: object) -> None:
+    with pytest.raises(wire.ProtocolViolation) as info:
+        wire.parse_setup({"model": "models/x", "historyConfig": history})
+    assert (info.value.code, info.value.reason) == wire.INVALID_ARGUMENT
+    assert "historyConfig" in info.value.detail
+
+
 def test_transparent_resumption_is_vertex_only() -> None:
     body = {"model": "m", "sessionResumption": {"transparent": True}}
     with pytest.raises(wire.ProtocolViolation):

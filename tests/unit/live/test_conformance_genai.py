@@ -140,6 +140,23 @@ def test_setup_frame_with_every_option_is_valid(backend: object) -> None:
     assert setup.system_instruction is not None
 
 
+def test_initial_history_is_declared_as_google_genai_declares_it() -> None:
+    model = LiveGenerativeModel(backend=GeminiDeveloperBackend(api_key="k"), model="m")
+    body = model.setup_message(initial_history=True)
+    # google-genai's own LiveConnectConfig(history_config=...), in wire (camelCase) form
+    config = genai.LiveConnectConfig(
+        history_config=genai.HistoryConfig(initial_history_in_client_content=True)
+    )
+    assert body["historyConfig"] == config.model_dump(by_alias=True, exclude_none=True)[
+        "historyConfig"
+    ]
+    setup = validate(protocol.setup_frame(body)).setup
+    assert setup is not None and setup.history_config is not None
+    assert setup.history_config.initial_history_in_client_content is True
+    assert "historyConfig" not in model.setup_message(), "only when asked for"
+    assert "historyConfig" not in model.setup_message(SessionResumptionConfig("h"))
+
+
 def test_client_content_frame_is_valid() -> None:
     frame = protocol.client_content_frame(
         [
