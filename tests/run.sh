@@ -42,9 +42,9 @@ soak_pid=""
 soak_log=""
 # The arm64 tier (tests/arm64/tier.py): the agent installed in Debian arm64 roots as the
 # playbook installs it, and tests/arm64/subset.py run there under qemu-user. It needs root
-# (binfmt_misc, mmdebstrap, chroot) and about one core for a quarter of an hour, so it too runs
-# in the background from here, niced below the tests, its output printed after them and its
-# failure failing the run. EDGE_AGENT_ARM64 names the suites ("trixie bookworm" by default:
+# (binfmt_misc, mmdebstrap, chroot) and one core for about ten minutes from nothing, so it too
+# runs in the background from here, niced below the tests, its output printed after them and
+# its failure failing the run. EDGE_AGENT_ARM64 names the suites ("trixie bookworm" by default:
 # Python 3.13 and 3.11), or "off". Skipped with pytest arguments, like the soak.
 arm64_pid=""
 arm64_log=""
