@@ -55,9 +55,9 @@ DEFAULT_CACHE = REPO / ".cache" / "arm64"
 MIRROR = "http://deb.debian.org/debian"
 SUITES = {"trixie": "3.13", "bookworm": "3.11"}
 # The role's edge_agent_packages that the agent needs to run. Left out: systemd and procps
-# (they serve the unit, which this tier does not start) and ca-certificates (a trust store, the
-# same data on every architecture, whose configure step alone costs over a minute under
-# emulation; pip in the root is given the host's bundle instead).
+# (they serve the unit, which this tier does not start). ca-certificates comes in anyway
+# (python3-pip-whl depends on it), with its trust store left unbuilt (see
+# `emulation_shortcut_hooks`) and the host's bundle put in its place.
 PACKAGES = ("python3-venv", "python3-pyaudio", "python3-numpy", "libportaudio2", "alsa-utils",
             "python3-packaging")
 # Bumped when the way the root is made changes, so a cached root of the old recipe is not used.
