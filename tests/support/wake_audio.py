@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+import agent
+
 Floats = npt.NDArray[np.float64]
 
 RATE = 16000
 ROOT = Path(__file__).resolve().parents[2]
 WAKEWORD_DIR = ROOT / "tests" / "data" / "wakeword"
-SPEECH_WAV = ROOT / "agent" / "data" / "demo_commands.wav"
+# From the agent package itself: the checkout's, or the installed wheel's when the tests run
+# against an install (the arm64 tier).
+SPEECH_WAV = Path(agent.__file__).resolve().parent / "data" / "demo_commands.wav"
 RECORDINGS = {
     "okay_nabu": ("okay_nabu_1", "okay_nabu_2"),
     "hey_jarvis": ("hey_jarvis_1", "hey_jarvis_2"),
