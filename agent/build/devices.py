@@ -95,9 +95,25 @@ def build_speaker(audio: AudioConfig) -> Speaker:
 
 
 def with_echo_policy(microphone: Microphone, speaker: Speaker, audio: AudioConfig) -> AudioSource:
-    """What the conversation reads: the microphone, muted while the speaker plays under
-    ``half_duplex``."""
-    return apply_echo_policy(microphone, speaker, audio.echo, audio.tail_ms)
+    """What the conversation reads: the microphone, with the speaker's echo cancelled under
+    ``aec`` (the default with a speaker device), muted while the speaker plays under
+    ``half_duplex``, as it is under ``none``."""
+    policy = audio.echo_policy
+    if policy == "aec" and isinstance(speaker, AudioPlayback):
+        from agent.media.audio.aec import EchoCancellingSource, EchoSettings  # its own import
+
+        aec, gain = audio.aec, audio.aec.gain_control
+        settings = EchoSettings(
+            delay_ms=aec.delay_ms,
+            noise_suppression=aec.noise_suppression,
+            gain_control=gain.enabled,
+            gain_db=gain.gain_db,
+            max_gain_db=gain.max_gain_db,
+        )
+        return EchoCancellingSource(microphone, speaker.tap(), settings)
+    if policy == "aec":  # a simulated speaker makes no echo (config refuses writing it so)
+        policy = "half_duplex"
+    return apply_echo_policy(microphone, speaker, policy, audio.tail_ms)
 
 
 def build_speech_gate(gate: SpeechGateConfig) -> VoiceActivityDetector:

@@ -12,7 +12,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["camera_source_keys", "camera_sources", "capture_problem", "wake_word_problem"]
+__all__ = ["camera_source_keys", "camera_sources", "capture_problem", "echo_canceller_problem",
+           "wake_word_problem"]
+
+
+def echo_canceller_problem() -> str | None:
+    """Why ``echo = "aec"`` cannot run here (its library is missing), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("pywebrtc_audio") is None:
+        return ('"aec" needs the pywebrtc-audio package (pip install pywebrtc-audio); '
+                'or choose "half_duplex"')
+    return None
 
 
 def camera_sources() -> tuple[str, ...]:

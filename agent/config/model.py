@@ -26,6 +26,9 @@ __all__ = [
     "CameraConfig",
     "CompressionConfig",
     "CredentialsConfig",
+    "EchoCancellerConfig",
+    "EchoPolicy",
+    "GainControlConfig",
     "HealthConfig",
     "ListenConfig",
     "ListenMode",
@@ -187,6 +190,35 @@ class SpeechGateConfig:
     preroll_ms: int = 300
 
 
+EchoPolicy = Literal["aec", "half_duplex", "none"]
+ECHO_POLICIES: tuple[EchoPolicy, ...] = ("aec", "half_duplex", "none")
+NOISE_SUPPRESSION = ("off", "low", "moderate", "high", "very_high")
+MAX_AEC_DELAY_MS = 400  # agent.media.audio.aec.MAX_DELAY_MS: the reference ring's reach
+
+
+@dataclass(frozen=True, slots=True)
+class GainControlConfig:
+    """WebRTC AGC2 on the echo-cancelled signal (``[audio.aec.gain_control]``); distinct from
+    ``[audio] agc``, the capture's own gain toward a speech level before cancelling."""
+
+    enabled: bool = False
+    gain_db: float = 0.0
+    max_gain_db: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class EchoCancellerConfig:
+    """The in-process echo canceller (``[audio.aec]``), used when ``[audio] echo = "aec"``.
+
+    ``delay_ms`` holds the speaker's reference back to meet its echo at the mic; None: the
+    output latency the device reports. ``noise_suppression``: "off" or WebRTC NS's level.
+    """
+
+    delay_ms: int | None = None
+    noise_suppression: str = "off"
+    gain_control: GainControlConfig = field(default_factory=GainControlConfig)
+
+
 @dataclass(frozen=True, slots=True)
 class AudioConfig:
     """Capture and playback (``[audio]``).
@@ -208,11 +240,20 @@ class AudioConfig:
     agc: bool | None = None
     dc_block: bool | None = None
     chunk_ms: int = 40
-    echo: Literal["half_duplex", "none"] = "half_duplex"
+    echo: EchoPolicy | None = None
+    """None: "aec" with a speaker device, "half_duplex" with a WAV or null output."""
     tail_ms: int = 300
+    aec: EchoCancellerConfig = field(default_factory=EchoCancellerConfig)
     push_to_talk: bool = False
     vad_gate: SpeechGateConfig = field(default_factory=SpeechGateConfig)
     output: AudioOutput = field(default_factory=AudioOutput)
+
+    @property
+    def echo_policy(self) -> EchoPolicy:
+        """The echo policy in force: ``echo`` as written, else by the kind of output."""
+        if self.echo is not None:
+            return self.echo
+        return "aec" if self.output.kind == "device" else "half_duplex"
 
     def capture_overrides(self) -> dict[str, Any]:
         """The capture settings written in the file, as ``CaptureFormat`` keyword arguments

@@ -19,14 +19,18 @@ from agent.config.media import (
     camera_source_keys,
     camera_sources,
     capture_problem,
+    echo_canceller_problem,
     wake_word_problem,
 )
 from agent.config.model import (
     BACKENDS,
     CREDENTIAL_SOURCES,
     DEFAULT_MODEL,
+    ECHO_POLICIES,
     FIREBASE_AUTH_MODES,
     LISTEN_MODES,
+    MAX_AEC_DELAY_MS,
+    NOISE_SUPPRESSION,
     SEED_MODES,
     ActivityDetectionConfig,
     AudioConfig,
@@ -35,6 +39,8 @@ from agent.config.model import (
     CameraConfig,
     CompressionConfig,
     CredentialsConfig,
+    EchoCancellerConfig,
+    GainControlConfig,
     HealthConfig,
     ListenConfig,
     ListenMode,
@@ -332,14 +338,23 @@ def read_audio(s: Table, base_dir: Path) -> AudioConfig:
         gain_db=s.number("gain_db", None, -40, 60), agc=s.flag("agc", None),
         dc_block=s.flag("dc_block", None),
         chunk_ms=s.integer("chunk_ms", d.chunk_ms, 10, 200),
-        echo=s.text("echo", d.echo, ("half_duplex", "none")),
+        echo=s.text("echo", None, ECHO_POLICIES),
         tail_ms=s.integer("tail_ms", d.tail_ms, 0, 5000),
+        aec=_echo_canceller(s.section("aec")),
         push_to_talk=s.flag("push_to_talk", False),
         vad_gate=_speech_gate(s.section("vad_gate")),
         output=_audio_output(s.section("output"), base_dir),
     )
     s.finish()
     _check_capture(audio, s)
+    if audio.echo == "aec" and audio.output.kind != "device":
+        s.problem("echo", f'"aec" needs a speaker device to take its reference from, and a '
+                          f'{audio.output.kind} output makes no echo: use "half_duplex" or "none"')
+    elif audio.echo_policy == "aec" and (problem := echo_canceller_problem()) is not None:
+        s.problem("echo", problem)
+    if audio.echo_policy == "aec" and audio.chunk_ms % 10:
+        s.problem("chunk_ms", 'must be a multiple of 10 with echo = "aec" (the canceller works '
+                              f"in 10 ms frames), got {audio.chunk_ms}")
     return audio
 
 
@@ -437,6 +452,25 @@ def _audio_output(s: Table, base_dir: Path) -> AudioOutput:
         out = AudioOutput(kind="device", device=raw, rate=rate)
     s.finish()
     return out
+
+
+def _echo_canceller(s: Table) -> EchoCancellerConfig:
+    d = EchoCancellerConfig()
+    g = s.section("gain_control")
+    dg = GainControlConfig()
+    gain = GainControlConfig(
+        enabled=g.flag("enabled", dg.enabled),
+        gain_db=g.number("gain_db", dg.gain_db, 0, 30),
+        max_gain_db=g.number("max_gain_db", dg.max_gain_db, 0, 50),
+    )
+    g.finish()
+    aec = EchoCancellerConfig(
+        delay_ms=s.integer("delay_ms", None, 0, MAX_AEC_DELAY_MS),
+        noise_suppression=s.text("noise_suppression", d.noise_suppression, NOISE_SUPPRESSION),
+        gain_control=gain,
+    )
+    s.finish()
+    return aec
 
 
 def _speech_gate(s: Table) -> SpeechGateConfig:

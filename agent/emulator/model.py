@@ -354,6 +354,7 @@ class FakeModel:
             await self.host.send(wire.tool_call_cancellation(open_calls))
             self._cancel_calls(open_calls)
         await self.host.send(wire.server_content(turnComplete=True))
+        self.stats.interruptions += 1
         log.info("emulator.interrupted")
         if self.turns:
             self._reply = self._start_reply()

@@ -215,6 +215,7 @@ class EmulatorStats:
     violations: int = 0
     faults: int = 0
     replies: int = 0  # model turns completed
+    interruptions: int = 0  # replies cut short (barge-in: speech, typed input, a result)
     tool_calls: int = 0
     non_blocking_calls: int = 0  # calls to NON_BLOCKING functions: the reply did not wait
     # responses to non-blocking calls by their scheduling (SCHEDULING_UNSPECIFIED if none)

@@ -164,23 +164,17 @@ def chunks(data: bytes, chunk_ms: int = 40) -> list[bytes]:
 class DaemonMic:
     """The virtual ALSA devices for a daemon run as a subprocess: the ALSA config under
     ``root`` (``env`` points the child at it) and pipes parked on the devices' descriptors
-    (pass ``fds`` to the child). ``mic`` feeds ``vmic`` in real time. This process never opens
-    PortAudio on them, so it needs none of `VirtualAlsa.install`'s checks; the descriptors are
-    not those of `VirtualAlsa`, which another test of this process may have installed."""
+    (pass ``fds`` to the child). ``mic`` feeds ``vmic`` in real time."""
 
     MIC_FD, SPEAKER_FD = 73, 72
 
     def __init__(self, root: Path) -> None:
         from agent.media.audio import virtual_alsa as va
 
-        conf = root / "alsa" / "asoundrc"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(va._ASOUNDRC.format(mic_fd=self.MIC_FD, speaker_fd=self.SPEAKER_FD,
-                                            root=root))
-        self.env = {"XDG_CONFIG_HOME": str(root)}
-        self.fds = (self.MIC_FD, self.SPEAKER_FD)
-        self._speaker_end = va._park(self.SPEAKER_FD, read_end=False)
-        self.mic = va.VirtualMic(va._park(self.MIC_FD, read_end=True))
+        devices = va.child_devices(root, self.MIC_FD, self.SPEAKER_FD)
+        self.env, self.fds = devices.env, devices.fds
+        self._speaker_end = devices.speaker_end
+        self.mic = va.VirtualMic(devices.mic_end)
 
     def close(self) -> None:
         import contextlib

@@ -17,7 +17,8 @@ from agent.media.camera import make_frame_source
 
 build_parser("run").parse_args(["run"])
 make_frame_source("test-pattern")
-print(" ".join(sorted(m for m in sys.modules if m.startswith(("agent.", "prometheus_client")))))
+print(" ".join(sorted(m for m in sys.modules
+                      if m.startswith(("agent.", "prometheus_client", "pywebrtc_audio")))))
 """
 
 
@@ -36,6 +37,8 @@ def test_the_daemon_loads_no_emulator_and_only_the_camera_source_it_uses() -> No
     assert not {m for m in loaded if m.startswith("prometheus_client")}
     assert "agent.media.camera.v4l2" not in loaded
     assert "agent.media.camera.picamera2" not in loaded
+    # the echo canceller and its library load when a conversation uses echo = "aec"
+    assert "agent.media.audio.aec" not in loaded and "pywebrtc_audio" not in loaded
 
 
 def test_the_emulator_command_still_has_its_options() -> None:

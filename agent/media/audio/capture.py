@@ -270,8 +270,8 @@ class AudioCapture:
             # every chunk would cost the loop more than the chunk itself.
             if self._queue.pending:
                 # Behind: get() would return without suspending, and a consumer slower than
-                # the device (DSP on a busy CPU) would starve every other task, the
-                # watchdog's among them. Let them run between chunks.
+                # the device (an echo canceller on a busy CPU) would starve every other task,
+                # the watchdog's among them. Let them run between chunks.
                 await asyncio.sleep(0)
             chunk = await self._queue.get()
             if chunk:

@@ -1,9 +1,15 @@
 """The echo policy: keep the model from hearing itself through the speaker.
 
-With a speaker beside the mic the model hears itself and interrupts itself. Two policies, chosen
-by ``echo`` in the config's ``[audio]``:
+With a speaker beside the mic the model hears itself and interrupts itself. Three policies,
+chosen by ``echo`` in the config's ``[audio]``:
 
-``half_duplex`` (default)
+``aec`` (default with a speaker device)
+    Cancel the echo in-process: :class:`~agent.media.audio.aec.EchoCancellingSource` runs
+    WebRTC's AEC3 on the mic against the speaker's tap (what the playback thread wrote). The
+    user can talk over the model. Built by ``agent.build.devices.with_echo_policy``, which
+    imports the canceller only for this policy.
+
+``half_duplex`` (default with a WAV or null output)
     Wrap the source in :class:`HalfDuplexGate`: while the sink plays, and for ``tail_ms``
     after, mic chunks are dropped. Simple and robust; the user cannot barge in by voice while
     the model speaks (push-to-talk or a wake button still can).
@@ -139,4 +145,5 @@ def apply_echo_policy(
         return source
     if policy == "half_duplex":
         return HalfDuplexGate(source, sink, tail_ms)
-    raise ValueError(f"echo policy must be 'half_duplex' or 'none', got {policy!r}")
+    raise ValueError(f"echo policy must be 'half_duplex' or 'none' here ('aec' needs the "
+                     f"speaker's tap: agent.build.devices.with_echo_policy), got {policy!r}")

@@ -6,6 +6,11 @@ a blocking PyAudio write. Because writes are small and the device buffer is Port
 latency default, ``flush()`` silences the speaker within one block plus the device buffer
 (about 20 ms here; the goal is under 50 ms): it empties the buffer at once and the thread has
 at most one block in flight.
+
+An echo canceller taps the output (:meth:`AudioPlayback.tap`): each block goes to its
+:class:`~agent.media.audio.reference.ReferenceTap` the moment the device takes it, and while a
+tap is open the thread writes silence whenever the buffer is empty, so the speaker's stream,
+and the reference with it, runs on without gaps between replies and after a flush.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from agent.media.audio.convert import PlaybackConverter, RateAdapters
 from agent.media.audio.device_thread import DeviceThread
 from agent.media.audio.devices import AudioDeviceError, PortAudio
 from agent.media.audio.jitter import JitterBuffer
+from agent.media.audio.reference import ReferenceTap
 
 log = structlog.get_logger(__name__)
 
@@ -156,6 +162,17 @@ class AudioPlayback:
         self.output_rate: int | None = None
         self.output_channels: int | None = None
         self.output_latency_s = 0.0
+        self._tap: ReferenceTap | None = None
+
+    def tap(self) -> ReferenceTap:
+        """The far-end reference for an echo canceller: every block written from now on, at
+        16 kHz mono. From this call the speaker plays silence between replies (one tap per
+        speaker; a second call returns the same one)."""
+        if self._tap is None:
+            tap = ReferenceTap(self.input_rate)
+            tap.latency_s = self.output_latency_s
+            self._tap = tap
+        return self._tap
 
     @property
     def is_playing(self) -> bool:
@@ -222,6 +239,8 @@ class AudioPlayback:
     def _serve(self, out: PcmOutput) -> None:
         self.output_rate, self.output_channels = out.rate, out.channels
         self.output_latency_s = out.latency_s
+        if self._tap is not None:
+            self._tap.latency_s = out.latency_s
         log.info(
             "audio.playback.opened",
             device=self.device,
@@ -237,18 +256,24 @@ class AudioPlayback:
 
     def _pump(self, out: PcmOutput, converter: PlaybackConverter) -> None:
         playing = False
+        silence = bytes(self._block_bytes)
         while not self._thread.stopping.is_set():
             block = self._buffer.pull(self._block_bytes)
             if self._reset_converter:  # flushed: forget the old tail instead of playing it
                 self._reset_converter = False
                 converter.reset()
                 playing = False
+            tap = self._tap
             if not block:
                 if playing:  # utterance over: play the resampler's held-back tail
                     playing = False
                     tail = converter.drain()
                     if tail:
                         out.write(tail)
+                if tap is not None:  # keep the stream (and the reference) running
+                    out.write(converter.convert(silence))
+                    tap.push(silence)
+                    continue
                 self._buffer.wait(0.005 if self._buffer.nbytes else 0.1)
                 continue
             playing = True
@@ -256,3 +281,5 @@ class AudioPlayback:
             self.last_audio_at = now
             self._busy_until = now + len(block) / (self.input_rate * 2) + self._tail_s()
             out.write(converter.convert(block))
+            if tap is not None:
+                tap.push(block)

@@ -57,6 +57,33 @@ pcm.!default {{ type asym; playback.pcm "vspk"; capture.pcm "vmic" }}
 """
 
 
+@dataclass(frozen=True, slots=True)
+class ChildDevices:
+    """The virtual devices of a process this one starts (a daemon under test): ``env`` points
+    the child's ALSA at the config, ``fds`` are the descriptors to pass it, ``mic_end`` is the
+    write end feeding its ``vmic`` and ``speaker_end`` the read end of what it plays."""
+
+    env: dict[str, str]
+    fds: tuple[int, int]
+    mic_end: int
+    speaker_end: int
+
+
+def child_devices(root: Path, mic_fd: int, speaker_fd: int) -> ChildDevices:
+    """Write the ALSA config under ``root`` for a child whose devices are pipes on ``mic_fd``
+    and ``speaker_fd``, and park those pipes. This process never opens PortAudio on them, so
+    none of `VirtualAlsa.install`'s checks apply; choose descriptors other than `VirtualAlsa`'s,
+    which another test of this process may have installed."""
+    conf = root / "alsa" / "asoundrc"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(_ASOUNDRC.format(mic_fd=mic_fd, speaker_fd=speaker_fd, root=root),
+                    encoding="utf-8")
+    speaker_end = _park(speaker_fd, read_end=False)
+    mic_end = _park(mic_fd, read_end=True)
+    return ChildDevices({"XDG_CONFIG_HOME": str(root)}, (mic_fd, speaker_fd), mic_end,
+                        speaker_end)
+
+
 class VirtualAlsaError(RuntimeError):
     """The virtual devices could not be set up (usually: PortAudio was initialised first)."""
 

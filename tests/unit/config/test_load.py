@@ -58,7 +58,8 @@ def test_every_key_the_parser_knows_is_in_the_example() -> None:
         for field in dataclasses.fields(getattr(config, section)):
             name = {"vad": "[live.vad]", "compression": "[live.compression]",
                     "credentials": "[live.credentials]", "vad_gate": "[audio.vad_gate]",
-                    "output": "[audio.output]"}.get(field.name, field.name + " = ")
+                    "output": "[audio.output]", "aec": "[audio.aec]",
+                    }.get(field.name, field.name + " = ")
             if field.name == "tone_hz":
                 continue
             assert name in text, f"{section}.{field.name} is not documented"

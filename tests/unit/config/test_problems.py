@@ -37,7 +37,7 @@ def test_every_problem_is_reported_in_one_error(problems_of: Problems) -> None:
         'agent.toml:3: live.temperature: must be a number, got "hot"',
         'agent.toml:6: live.vad.enabld: unknown key; did you mean "enabled"?',
         "agent.toml:9: audio.chunk_ms: must be between 10 and 200, got 500",
-        'agent.toml:10: audio.echo: must be one of "half_duplex", "none", got "full"',
+        'agent.toml:10: audio.echo: must be one of "aec", "half_duplex", "none", got "full"',
         "agent.toml:13: camera.width: must be an even number of pixels, got 767",
         'agent.toml:14: camera.sorce: unknown key; did you mean "source"?',
         'agent.toml:16: loging: unknown section; did you mean "logging"?',
