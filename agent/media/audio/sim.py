@@ -281,9 +281,12 @@ class _ClockedSink:
             pcm = self._buffer.pull(block_bytes)
             if not pcm:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.1):
-                        await self._wake.wait()
+                if self._buffer.nbytes:  # prebuffering: its time limit lets it go unwritten
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.1):
+                            await self._wake.wait()
+                else:  # nothing queued: only a write can change that
+                    await self._wake.wait()
                 next_at = time.monotonic()
                 continue
             now = time.monotonic()

@@ -30,9 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
+    from agent.media.audio.wake_model import Frontend, WakeModel
 
 __all__ = [
     "MAX_MODEL_BYTES",
@@ -207,12 +205,15 @@ class _Listener:
     """One model and what it needs to say what it heard."""
 
     def __init__(self, files: _ModelFiles) -> None:
-        from pymicro_wakeword import MicroWakeWord
+        from agent.media.audio.wake_model import WakeModel, WakeModelError
 
-        self.model: MicroWakeWord = MicroWakeWord.from_config(files.config)
+        try:
+            self.model: WakeModel = WakeModel(files.config)
+        except WakeModelError as exc:
+            raise WakeWordError(str(exc)) from exc
         self.name = files.config.stem
         self.phrase = files.phrase
-        self.cutoff = float(self.model.probability_cutoff)
+        self.cutoff = self.model.cutoff
 
 
 class MicroWakeWordDetector:
@@ -231,10 +232,10 @@ class MicroWakeWordDetector:
         if not 0 <= batch_ms <= MAX_BATCH_MS:
             raise WakeWordError(f"batch_ms must be 0..{MAX_BATCH_MS}, got {batch_ms}")
         files = [_model_files(spec) for spec in wake_words]
-        from pymicro_wakeword import MicroWakeWordFeatures
+        from agent.media.audio.wake_model import Frontend
 
         self._listeners = [_Listener(f) for f in files]
-        self._features: MicroWakeWordFeatures = MicroWakeWordFeatures()
+        self._frontend: Frontend = Frontend()
         self.refractory_s = refractory_s
         self.detections = 0
         self._windows = 0
@@ -260,19 +261,19 @@ class MicroWakeWordDetector:
                 return None
             chunk, self._batch = bytes(self._batch), bytearray()
         found: WakeDetection | None = None
-        for window in self._features.process_streaming(chunk):
+        for window in self._frontend.windows(chunk):
             self._windows += 1
             heard = self._feed(window)
             if heard is not None and found is None:
                 found = heard
         return found
 
-    def _feed(self, window: npt.NDArray[np.float64]) -> WakeDetection | None:
+    def _feed(self, window: list[float]) -> WakeDetection | None:
         best: WakeDetection | None = None
         for listener in self._listeners:
             # Every model sees every window, deaf or not: each keeps its own stride and history.
-            probability = listener.model.process_streaming_prob(window)
-            if probability is None or probability <= listener.cutoff:
+            probability = listener.model.probability(window)
+            if probability <= listener.cutoff:
                 continue
             if self._windows < self._deaf_until:
                 continue
@@ -288,7 +289,7 @@ class MicroWakeWordDetector:
 
     def reset(self) -> None:
         self._batch.clear()
-        self._features.reset()
+        self._frontend.reset()
         for listener in self._listeners:
             listener.model.reset()
         self._windows = 0
