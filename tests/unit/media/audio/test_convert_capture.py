@@ -177,6 +177,18 @@ def test_fir_decimator_streams_exactly_and_adds_about_1ms(sig: Any) -> None:
     assert dec.delay_s < 0.002
 
 
+@pytest.mark.parametrize(("factor", "in_rate"), [(2, 32000), (3, 48000), (4, 64000)])
+def test_fir_decimator_equals_filtering_every_sample_and_keeping_every_nth(
+    factor: int, in_rate: int
+) -> None:
+    x = np.random.default_rng(5).standard_normal(in_rate // 4).astype(np.float32)
+    decimator = FirDecimator(factor, in_rate)
+    got = np.concatenate([decimator.process(x[i : i + 1000]) for i in range(0, len(x), 1000)])
+    want = np.convolve(x.astype(np.float64), decimator.taps.astype(np.float64))[: len(x)][::factor]
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got, want, atol=2e-6)
+
+
 def test_dc_blocker_matches_the_per_sample_recursion() -> None:
     x = np.random.default_rng(3).standard_normal(5000).astype(np.float32)
     blocker = DcBlocker(16000)
