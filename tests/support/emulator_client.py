@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 STEP = 5.0  # every wait is bounded by this
+ROOT = Path(__file__).parents[2]
 
 
 def tone(seconds: float, amplitude: float = 8000.0, hz: float = 220.0) -> npt.NDArray[np.int16]:
@@ -164,3 +166,25 @@ def audio_bytes(messages: list[dict[str, Any]]) -> bytes:
 def transcript(messages: list[dict[str, Any]], key: str) -> str:
     """A transcription (``inputTranscription`` or ``outputTranscription``) joined up."""
     return "".join(t["text"] for t in content(messages, key))
+
+
+async def start_emulator_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """``python -m agent.emulator`` with ``args`` (``--port 0`` is added), as a process of its
+    own; returns it and its URL once it says where it listens. Its log is not kept: a pipe
+    nobody reads would stall it once full."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent.emulator", "--port", "0", *args,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            line = (await process.stdout.readline()).decode()
+            while "listening on" not in line:
+                assert line, "the emulator exited before listening"
+                line = (await process.stdout.readline()).decode()
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return process, line.rsplit(" ", 1)[1].strip()

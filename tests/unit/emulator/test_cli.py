@@ -6,15 +6,14 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
 from agent.emulator import cli
+from tests.support.emulator_client import start_emulator_process
 
-ROOT = Path(__file__).parents[3]
 DEV = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=k"
 
 
@@ -53,18 +52,9 @@ async def test_a_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 async def test_python_m_agent_emulator_serves_and_stops_on_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.emulator", "--port", "0", "--scenario", str(cli.EXAMPLE),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    process, url = await start_emulator_process("--scenario", str(cli.EXAMPLE))
     try:
-        assert process.stdout is not None
         async with asyncio.timeout(20):
-            line = (await process.stdout.readline()).decode()
-            while "listening on" not in line:
-                assert line, "the emulator exited before listening"
-                line = (await process.stdout.readline()).decode()
-            url = line.rsplit(" ", 1)[1].strip()
             async with connect(url + DEV) as ws:
                 await ws.send(json.dumps({"setup": {"model": "models/m"}}))
                 assert "setupComplete" in json.loads(await ws.recv())

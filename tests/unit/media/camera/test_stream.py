@@ -409,7 +409,7 @@ async def test_pause_during_backoff_wakes_the_stream_at_once() -> None:
         await wait_for(lambda: stream.failures == 1)
         stream.pause()
         stream.resume()  # the 30 s backoff must not outlive the pause
-        await wait_for(lambda: len(received) >= 1, timeout_s=2.0)
+        await wait_for(lambda: len(received) >= 1, timeout_s=10.0)  # far below the backoff
 
 
 # --- lifecycle ----------------------------------------------------------------------------
