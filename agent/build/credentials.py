@@ -32,10 +32,12 @@ log = structlog.get_logger(__name__)
 class SecretFile:
     """A key or secret file, read again only when its inode, size or mtime changed."""
 
-    def __init__(self, path: Path, key_path: KeyPath, what: str = "key file") -> None:
+    def __init__(self, path: Path, key_path: KeyPath, what: str = "key file", *,
+                 check_mode: bool = True) -> None:
         self.path = path
         self.key_path = key_path
         self.what = what
+        self.check_mode = check_mode
         self._seen: tuple[int, int, int] | None = None
         self._value: str | None = None
 
@@ -46,7 +48,8 @@ class SecretFile:
             st = os.stat(self.path)
             seen = (st.st_ino, st.st_size, st.st_mtime_ns)
             if seen != self._seen or self._value is None:
-                value = read_secret_file(self.path, self.key_path, what=self.what)
+                value = read_secret_file(self.path, self.key_path, what=self.what,
+                                         check_mode=self.check_mode)
                 if self._value is not None and value != self._value:
                     log.info("credential.rotated", path=str(self.path))
                 self._seen, self._value = seen, value
@@ -106,7 +109,11 @@ def live_credentials(config: AgentConfig, key: str, key_file: Path | None) -> Li
     creds = config.live.credentials
     primary: Secret = key
     if creds.source == "key" and key_file is not None:
-        file = SecretFile(key_file, ("live", "credentials", "api_key_file"))
+        if key_file == creds.api_key_file:
+            file = SecretFile(key_file, ("live", "credentials", "api_key_file"))
+        else:  # the systemd credential: its mode is systemd's (0400, or 0440 from 257 on)
+            file = SecretFile(key_file, ("live", "credentials", "credential"),
+                              check_mode=False)
         primary = keep(KeyFileProvider(file), config, "live.key")
     elif creds.source == "google":
         from agent.live.vertex_auth import GoogleAuthProvider

@@ -140,14 +140,17 @@ def normalise_key(raw: str, where: str, source: Path | None, key_path: KeyPath) 
     return text
 
 
-def read_secret_file(path: Path, key_path: KeyPath, *, what: str = "key file") -> str:
-    """A secret read from ``path`` (bounded, normalised as a key is).
+def read_secret_file(path: Path, key_path: KeyPath, *, what: str = "key file",
+                     check_mode: bool = True) -> str:
+    """A secret read from ``path`` (bounded, normalised as a key is); ``check_mode``: warn
+    when group or others may read it (off for a systemd credential, which its directory
+    guards: systemd 257 gives the file itself mode 0440).
 
     Raises:
         ConfigError: missing, unreadable, empty, or not a key (the message never quotes it).
     """
     looked: list[str] = []
-    text = _read_key(path, looked, None, check_mode=True, key_path=key_path, what=what)
+    text = _read_key(path, looked, None, check_mode=check_mode, key_path=key_path, what=what)
     if text is None:
         raise _key_error(None, key_path, looked[0] if looked else f"{path}: empty")
     return text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from agent.build.credentials import KeyFileProvider, live_credentials
 from agent.build.live import make_model
 from agent.config import find_api_key, parse_config
@@ -20,14 +22,49 @@ def config(text: str, tmp: Path):  # type: ignore[no-untyped-def]
     return parsed
 
 
-def test_a_key_file_becomes_a_provider_that_reads_it_again(tmp_path: Path) -> None:
+def key_file_provider(tmp_path: Path, mode: int) -> tuple[str, KeyFileProvider]:
+    """The key, and the provider `live_credentials` makes of an ``api_key_file`` of ``mode``."""
     (tmp_path / "api-key").write_text("a-key-from-the-file-" + "k" * 20)
-    (tmp_path / "api-key").chmod(0o600)
+    (tmp_path / "api-key").chmod(mode)
     agent = config('[live.credentials]\napi_key_file = "api-key"\n', tmp_path)
     key, path = find_api_key(agent, environ={})
     creds = live_credentials(agent, key, path)
     assert isinstance(creds.primary, KeptCredential)
     assert isinstance(creds.primary.provider, KeyFileProvider)
+    return key, creds.primary.provider
+
+
+def test_a_key_file_becomes_a_provider_that_reads_it_again(tmp_path: Path) -> None:
+    key, provider = key_file_provider(tmp_path, 0o600)
+    assert provider.file.read() == key
+
+
+async def test_a_systemd_credential_readable_by_its_group_is_not_reported(
+        tmp_path: Path) -> None:
+    # systemd 257 (Debian trixie) hands LoadCredential= files over as 0440, 252 (bookworm) as
+    # 0400; the credentials directory is what keeps others out, so neither is "exposed".
+    directory = tmp_path / "credentials"
+    directory.mkdir(mode=0o500)
+    key = "a-key-from-systemd-" + "s" * 20
+    (directory / "api-key").write_text(key)
+    (directory / "api-key").chmod(0o440)
+    agent = config("", tmp_path)
+    with capture_logs() as logs:
+        found, path = find_api_key(agent, environ={"CREDENTIALS_DIRECTORY": str(directory)})
+        creds = live_credentials(agent, found, path)
+        assert isinstance(creds.primary, KeptCredential)
+        await creds.primary.ready()  # the provider reads the file, as before each connection
+        assert creds.primary() == key
+    assert path == directory / "api-key"
+    assert [e for e in logs if e["log_level"] == "warning"] == []
+
+
+def test_a_key_file_others_can_read_is_still_reported_when_read_again(tmp_path: Path) -> None:
+    key, provider = key_file_provider(tmp_path, 0o640)
+    with capture_logs() as logs:
+        assert provider.file.read() == key
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "config.key_file_exposed"]
 
 
 def test_a_key_from_the_environment_stays_a_plain_key(tmp_path: Path) -> None:
