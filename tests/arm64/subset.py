@@ -9,9 +9,8 @@ changed between 3.11 and 3.13. A test is out when it checks only pure-Python log
 x86 tiers already run on the same interpreter family: under qemu-user every test costs five
 to ten times its x86 time, and repeating it proves nothing new.
 
-To add a test (for example echo cancellation once agent/media/audio/aec.py exists), append a
-line to `IN` with the reason; the driver passes these paths to pytest as they are, less the
-tests named in `DESELECT`.
+To add a test, append a line to `IN` with the reason; the driver passes these paths to pytest
+as they are, less the tests named in `DESELECT`.
 """
 
 from __future__ import annotations
@@ -27,6 +26,12 @@ IN: tuple[tuple[str, str], ...] = (
      "the mic profiles the wheel ships matching hardware/mics"),
     ("tests/unit/media/audio/test_wakeword.py",
      "the wake word: pymicro-wakeword's bundled TFLite runtime and models for aarch64"),
+    ("tests/unit/media/audio/test_wake_model.py",
+     "the wake models run through ctypes with our buffers: pointers, int8 quantisation and "
+     "the dequantised levels must match the library's loop on aarch64 too"),
+    ("tests/unit/media/audio/test_aec.py",
+     "echo cancellation: WebRTC AEC3 from pywebrtc-audio's aarch64 wheel (its NEON paths), "
+     "the reference tap's resampling and the pairing's numpy maths"),
     ("tests/unit/media/audio/test_echo.py",
      "the echo gate's level maths on numpy from Debian's arm64 package"),
     ("tests/unit/media/camera/test_sources.py",
@@ -56,6 +61,11 @@ DESELECT: tuple[tuple[str, str], ...] = (
     ("tests/integration/media/test_pyaudio_audio.py::test_i2s_mic_through_pyaudio_real_time",
      "capture paced against the wall clock within a quarter second: emulation cannot keep it; "
      "the same stream's format and conversion are checked by the plug-device tests"),
+    ("tests/integration/media/test_pyaudio_audio.py::test_capture_latency_is_one_chunk_plus_a_little",
+     "a chunk's age within one chunk plus 15 ms of wall time: emulation on a busy machine "
+     "cannot keep it (91 ms once)"),
+    ("tests/integration/media/test_pyaudio_audio.py::test_flush_silences_the_speaker_within_50ms",
+     "silence within 50 ms of wall time: the same; flush() is the same Python on both"),
 )
 
 # What stays out, by group, and why.

@@ -43,16 +43,16 @@ from tests.system.image import build_wheel
 from tests.system.plumbing import (
     SystemTestError,
     in_root,
+    mmdebstrap,
+    qemu_user,
     remove_tree,
     require_tool,
-    run,
     throwaway_root,
     unpack,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = REPO / ".cache" / "arm64"
-MIRROR = "http://deb.debian.org/debian"
 SUITES = {"trixie": "3.13", "bookworm": "3.11"}
 # The role's edge_agent_packages that the agent needs to run. Left out: systemd and procps
 # (they serve the unit, which this tier does not start). ca-certificates comes in anyway
@@ -73,8 +73,6 @@ ROOT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 QEMU_ENV = {"QEMU_CPU": "cortex-a53"}
 VENV = "/opt/edge-agent/venv"
 SRC = "/src"
-BINFMT = Path("/proc/sys/fs/binfmt_misc")
-QEMU_BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 # (tool, apt package) the host needs.
 HOST_TOOLS = (("mmdebstrap", "mmdebstrap"), ("arch-test", "arch-test"),
               ("qemu-aarch64-static", "qemu-user-static"), ("chroot", "coreutils"),
@@ -118,23 +116,6 @@ def check_host() -> None:
         raise SystemTestError("the arm64 tier needs root (binfmt_misc, mmdebstrap, chroot)")
     for name, package in HOST_TOOLS:
         require_tool(name, package)
-    if not QEMU_BINFMT_CONF.is_file():
-        raise SystemTestError(f"{QEMU_BINFMT_CONF} is missing: apt-get install qemu-user-static")
-
-
-def qemu_user() -> None:
-    """binfmt_misc mounted and qemu-aarch64 registered, if they were not already.
-
-    Both are left in place afterwards (as installing qemu-user-static with binfmt-support
-    would leave them): another user of qemu-aarch64 may be running beside this one, and
-    unregistering the handler under it would break it mid-run."""
-    if not (BINFMT / "register").exists():
-        run(["mount", "-t", "binfmt_misc", "binfmt_misc", BINFMT], timeout=30)
-    if not (BINFMT / "qemu-aarch64").exists():
-        rule = next(line for line in QEMU_BINFMT_CONF.read_text().splitlines()
-                    if line.startswith(":"))
-        with contextlib.suppress(FileExistsError):  # registered beside us meanwhile
-            (BINFMT / "register").write_text(rule)
 
 
 def emulated(root: Path, script: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -198,20 +179,10 @@ def root_tarball(cache: Path, suite: str) -> Path:
     tarball = root_tarball_path(cache, suite)
     if tarball.is_file():
         return tarball
-    apt = cache / "apt" / suite
-    apt.mkdir(parents=True, exist_ok=True)
-    partial = tarball.with_name(tarball.name + ".partial")
-    # essential + the packages: no apt, no init, no compiler. apt's downloads are synced in
-    # and out of the cache so a rebuild (another package list) downloads nothing twice.
-    run(["mmdebstrap", "--variant=essential", "--architectures=arm64", "--format=tar",
-         f"--include={','.join(PACKAGES)}", "--skip=cleanup/apt/cache",
-         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
-         f"--setup-hook=sync-in {apt} /var/cache/apt/archives/",
-         *emulation_shortcut_hooks(SUITES[suite]),
-         f"--customize-hook=sync-out /var/cache/apt/archives {apt}",
-         "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
-         suite, partial, MIRROR], timeout=2400, env={**os.environ, **QEMU_ENV})
-    partial.rename(tarball)
+    # essential + the packages: no apt, no init, no compiler.
+    mmdebstrap(tarball, suite=suite, arch="arm64", variant="essential", packages=PACKAGES,
+               apt_cache=cache / "apt" / suite, hooks=emulation_shortcut_hooks(SUITES[suite]),
+               env=QEMU_ENV)
     for stale in cache.glob(f"{suite}-arm64-*.tar"):  # older recipes or package lists
         if stale != tarball:
             stale.unlink()

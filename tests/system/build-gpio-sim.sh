@@ -1,8 +1,9 @@
 #!/bin/sh
 # Build the gpio-sim kernel module out of tree for Debian's kernel KVER, and speak the test's
 # command into a WAV file. Runs inside the builder root (the VM's base root plus gcc, make,
-# linux-headers-KVER, linux-source-6.1 and espeak-ng).
-#   build-gpio-sim.sh KVER OUT_DIR "spoken command"
+# linux-headers-KVER and espeak-ng); SRC_DIR holds the three files below from the matching
+# linux-source-X.Y (the host takes them out of its archive: xz is slow under emulation).
+#   build-gpio-sim.sh KVER OUT_DIR "spoken command" SRC_DIR
 #
 # Debian's kernels are built without CONFIG_GPIO_SIM (and without CONFIG_IRQ_SIM, which it
 # selects), so the module is made from three files of the matching kernel source:
@@ -13,24 +14,19 @@ set -eu
 kver=$1
 out=$2
 command_text=$3
+src=$4
 
-src=$(ls /usr/src/linux-source-6.1.tar.xz)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-top=linux-source-6.1
-# --occurrence: stop reading the 140 MB archive once the three files are out.
-tar -xJf "$src" -C "$work" --occurrence=1 \
-    "$top/drivers/gpio/gpio-sim.c" "$top/drivers/gpio/gpiolib.h" "$top/kernel/irq/irq_sim.c"
-
 mod=$work/module
 mkdir "$mod"
 # A module made of several objects cannot share its name with one of them.
-sed 's|"\.\./gpiolib\.h"|"gpiolib.h"|' "$work/$top/drivers/gpio/gpio-sim.c" > "$mod/gpio_sim_main.c"
-cp "$work/$top/drivers/gpio/gpiolib.h" "$mod/"
+sed 's|"\.\./gpiolib\.h"|"gpiolib.h"|' "$src/drivers/gpio/gpio-sim.c" > "$mod/gpio_sim_main.c"
+cp "$src/drivers/gpio/gpiolib.h" "$mod/"
 objects=gpio_sim_main.o
 if ! grep -q '^CONFIG_IRQ_SIM=y' "/usr/src/linux-headers-$kver/include/config/auto.conf"; then
     sed 's/handle_simple_irq(irq_to_desc(\([^()]*\)))/generic_handle_irq(\1)/' \
-        "$work/$top/kernel/irq/irq_sim.c" > "$mod/irq_sim.c"
+        "$src/kernel/irq/irq_sim.c" > "$mod/irq_sim.c"
     if grep -q irq_to_desc "$mod/irq_sim.c"; then
         echo "irq_sim.c still calls irq_to_desc: the substitution no longer matches" >&2
         exit 1

@@ -4,7 +4,7 @@ The VM's steps (``vm/usr/local/lib/system-test/steps.sh``) only act and record: 
 journal (the agent's and the emulator's JSON events, systemd's own messages about the unit,
 and the steps' ``step=NAME`` marks, all in one order), ``systemctl show`` snapshots, the
 lamp line's level read from gpio-sim's sysfs, the kernel's trace of every GPIO line change,
-and the audio recorded from the loopback speaker.
+the audio recorded from the loopback speaker, and the agent's and the system's memory.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ STARTED_MESSAGE_ID = "39f53479d3a045ac8e11786248231fbf"
 # gpiolib's trace events: "gpio_value: 1009 set 1", "gpio_direction: 1009  in (0)" (the
 # number in brackets is the driver's return code).
 _TRACE = re.compile(r"\s(\d+\.\d+): gpio_(value|direction): (\d+)\s+(set|get|in|out) \(?(-?\d+)\)?")
+# The steps' memory snapshots: the session live for a while, and just after the reply played.
+MEMORY_STEPS = ("steady", "after-reply")
 _CHIP = re.compile(r"^gpiochip\d+: GPIOs (\d+)-(\d+), parent: platform/gpio-sim", re.M)
 
 
@@ -54,6 +56,36 @@ class Entry:
         except ValueError:
             return None
         return parsed if isinstance(parsed, dict) and "event" in parsed else None
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The agent's and the system's memory at one step, in kB (memory-NAME.txt)."""
+
+    rss_kb: int  # the agent's resident set (smaps_rollup)
+    pss_kb: int  # ... with shared pages divided among their sharers
+    uss_kb: int  # ... only its private pages (what its exit would free)
+    available_kb: int  # the system's MemAvailable
+    total_kb: int  # the system's MemTotal
+    unit: dict[str, str]  # the unit's MemoryCurrent, MemoryPeak, MemoryHigh, MemoryMax (bytes)
+
+    @classmethod
+    def parse(cls, text: str) -> Memory | None:
+        """The numbers in a memory-NAME.txt, or None when any is missing."""
+        kb = {m.group(1): int(m.group(2))
+              for m in re.finditer(r"^(\w+):\s+(\d+) kB$", text, re.M)}
+        unit = dict(line.split("=", 1) for line in text.splitlines()
+                    if line.startswith("Memory") and "=" in line)
+        needed = ("Rss", "Pss", "Private_Clean", "Private_Dirty", "MemAvailable", "MemTotal")
+        if not all(k in kb for k in needed):
+            return None
+        return cls(kb["Rss"], kb["Pss"], kb["Private_Clean"] + kb["Private_Dirty"],
+                   kb["MemAvailable"], kb["MemTotal"], unit)
+
+    def unit_mb(self, name: str) -> float | None:
+        """One of the unit's memory values in MB (None when unset or unknown)."""
+        value = self.unit.get(name, "")
+        return int(value) / 2**20 if value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -149,6 +181,30 @@ class Findings:
                 changes.append(LineChange(float(secs), kind, gpio, what, int(value)))
         return changes
 
+    # -- memory ------------------------------------------------------------------------------
+
+    def memory(self, name: str) -> Memory | None:
+        """The memory snapshot the steps took at ``name`` (None when missing or partial)."""
+        return Memory.parse(self.text(f"memory-{name}.txt"))
+
+    def memory_table(self, names: tuple[str, ...] = MEMORY_STEPS) -> str:
+        """The snapshots as a table, in MB, with what the unit's MemoryMax= leaves."""
+        head = (f"{'step':<12} {'RSS':>7} {'PSS':>7} {'USS':>7} {'unit':>7} {'Max':>7} "
+                f"{'left':>7} {'MemAvail':>9} {'MemTotal':>9}")
+        lines = [head]
+        for name in names:
+            mem = self.memory(name)
+            if mem is None:
+                lines.append(f"{name:<12} (no snapshot)")
+                continue
+            current, limit = mem.unit_mb("MemoryCurrent"), mem.unit_mb("MemoryMax")
+            left = limit - current if limit is not None and current is not None else None
+            lines.append(
+                f"{name:<12} {mem.rss_kb / 1024:7.1f} {mem.pss_kb / 1024:7.1f} "
+                f"{mem.uss_kb / 1024:7.1f} {_mb(current)} {_mb(limit)} {_mb(left)} "
+                f"{mem.available_kb / 1024:9.1f} {mem.total_kb / 1024:9.1f}")
+        return "\n".join(lines)
+
     # -- the recorded reply ----------------------------------------------------------------
 
     def reply_audio(self) -> Audio:
@@ -184,6 +240,10 @@ class Audio:
         rms = np.sqrt(np.mean(windows * windows, axis=1))
         loud = rms > 32768.0 * math.pow(10.0, threshold_dbfs / 20.0)
         return float(np.count_nonzero(loud)) * window_s
+
+
+def _mb(value: float | None) -> str:
+    return f"{value:7.1f}" if value is not None else f"{'-':>7}"
 
 
 def _read_journal(path: Path) -> list[Entry]:

@@ -28,7 +28,6 @@ log = structlog.get_logger(__name__)
 Arg = str | Path
 
 
-
 class SystemTestError(RuntimeError):
     """A step of the system test could not be carried out."""
 
@@ -133,6 +132,8 @@ def in_root(root: Path, script: str, *, timeout: float,
     """Run a shell script inside the (mounted) root."""
     base = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8", "HOME": "/root"}
+    if "QEMU_CPU" in os.environ:  # a foreign root: the CPU qemu-user emulates, kept
+        base["QEMU_CPU"] = os.environ["QEMU_CPU"]
     return run(["chroot", root, "/bin/sh", "-ec", script], timeout=timeout,
                env={**base, **(env or {})})
 
@@ -174,6 +175,50 @@ def pack(root: Path, tarball: Path) -> None:
     partial = tarball.with_name(tarball.name + ".partial")
     run(["tar", "--one-file-system", "--numeric-owner", "-C", root, "-cf", partial, "."],
         timeout=300)
+    partial.rename(tarball)
+
+
+# -- foreign roots (qemu-user) -------------------------------------------------------------------
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+QEMU_BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
+
+
+def qemu_user() -> None:
+    """binfmt_misc mounted and qemu-aarch64 registered, if they were not already.
+
+    Both are left in place afterwards (as installing qemu-user-static with binfmt-support
+    would leave them): another user of qemu-aarch64 may be running beside this one, and
+    unregistering the handler under it would break it mid-run."""
+    if not QEMU_BINFMT_CONF.is_file():
+        raise SystemTestError(f"{QEMU_BINFMT_CONF} is missing: apt-get install qemu-user-static")
+    if not (BINFMT / "register").exists():
+        run(["mount", "-t", "binfmt_misc", "binfmt_misc", BINFMT], timeout=30)
+    if not (BINFMT / "qemu-aarch64").exists():
+        rule = next(line for line in QEMU_BINFMT_CONF.read_text().splitlines()
+                    if line.startswith(":"))
+        with contextlib.suppress(FileExistsError):  # registered beside us meanwhile
+            (BINFMT / "register").write_text(rule)
+
+
+def mmdebstrap(tarball: Path, *, suite: str, arch: str, variant: str,
+               packages: Sequence[str], apt_cache: Path, hooks: Sequence[str] = (),
+               env: Mapping[str, str] | None = None, timeout: float = 2400) -> None:
+    """A Debian root as a tarball, made with mmdebstrap (a foreign ``arch`` runs through
+    qemu-user), without recommended packages (mmdebstrap's default). apt's downloads are
+    synced in from and out to ``apt_cache``: another root of the suite downloads nothing
+    twice."""
+    apt_cache.mkdir(parents=True, exist_ok=True)
+    partial = tarball.with_name(tarball.name + ".partial")
+    run(["mmdebstrap", f"--variant={variant}", f"--architectures={arch}", "--format=tar",
+         f"--include={','.join(packages)}", "--skip=cleanup/apt/cache",
+         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
+         f"--setup-hook=sync-in {apt_cache} /var/cache/apt/archives/",
+         *hooks,
+         f"--customize-hook=sync-out /var/cache/apt/archives {apt_cache}",
+         "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
+         suite, partial, DEBIAN_MIRROR], timeout=timeout, env={**os.environ, **(env or {})})
     partial.rename(tarball)
 
 

@@ -9,11 +9,18 @@ disk (read with debugfs after poweroff); see steps.sh in vm/ for what the VM doe
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 import pytest
 
-from tests.system.findings import AGENT_UNIT, EMULATOR_UNIT, STARTED_MESSAGE_ID, Findings
+from tests.system.findings import (
+    AGENT_UNIT,
+    EMULATOR_UNIT,
+    MEMORY_STEPS,
+    STARTED_MESSAGE_ID,
+    Findings,
+)
 from tests.system.run import Outcome
 
 pytestmark = pytest.mark.slow
@@ -141,3 +148,17 @@ def test_claiming_the_lamp_never_drives_it_on(found: Findings) -> None:
         # gpiolib traces the level an output is claimed at just before the direction change.
         levels = [c.value for c in changes[:i] if c.kind == "value"]
         assert levels and levels[-1] == int(LAMP_OFF), changes[: i + 1]
+
+
+def test_memory_was_measured_with_the_service_running(found: Findings) -> None:
+    # The numbers are reported (the summary's memory table), not judged: a VM's kernel and
+    # an emulated CPU are not a Pi's. Checked here is only that they were taken, from a live
+    # agent with its camera source on, and are self-consistent.
+    config = tomllib.loads(found.text("agent.toml"))
+    assert config["camera"]["enabled"] is True, config.get("camera")
+    assert config["camera"]["source"] == "test-pattern", config["camera"]
+    for name in MEMORY_STEPS:
+        mem = found.memory(name)
+        assert mem is not None, found.text(f"memory-{name}.txt")
+        assert 0 < mem.uss_kb <= mem.pss_kb <= mem.rss_kb, mem
+        assert 0 < mem.available_kb < mem.total_kb, mem

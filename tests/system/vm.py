@@ -9,29 +9,29 @@ from pathlib import Path
 
 import structlog
 
+from tests.system.arch import AMD64, Arch
 from tests.system.image import BootFiles
 from tests.system.plumbing import SystemTestError, kill_group, run
 
 log = structlog.get_logger(__name__)
 
 LOG_DIR = "/var/log/system-test"
-KERNEL_ARGS = ("root=/dev/vda rw console=ttyS0 quiet loglevel=4 systemd.show_status=auto "
-               "panic=-1")
+KERNEL_ARGS = "root=/dev/vda rw quiet loglevel=4 systemd.show_status=auto panic=-1"
 
 
-def qemu_command(boot: BootFiles, console: Path, *, memory_mb: int = 1536,
-                 cpus: int = 2) -> list[str]:
+def qemu_command(boot: BootFiles, console: Path, arch: Arch = AMD64) -> list[str]:
     """qemu's arguments: no network device at all (the VM has only its loopback interface),
     the serial console to a file, and no reboot (a panic or poweroff ends qemu)."""
-    return ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max",
-            "-m", str(memory_mb), "-smp", str(cpus), "-display", "none", "-monitor", "none",
-            "-serial", f"file:{console}", "-no-reboot", "-nic", "none",
+    return [*arch.qemu,
+            "-m", str(arch.memory_mb), "-smp", str(arch.cpus), "-display", "none",
+            "-monitor", "none", "-serial", f"file:{console}", "-no-reboot", "-nic", "none",
             "-kernel", str(boot.kernel), "-initrd", str(boot.initrd),
-            "-append", KERNEL_ARGS,
+            "-append", f"{KERNEL_ARGS} console={arch.console}",
             "-drive", f"file={boot.image},format=raw,if=virtio,cache=unsafe"]
 
 
-def boot_until_poweroff(boot: BootFiles, console: Path, timeout: float) -> float:
+def boot_until_poweroff(boot: BootFiles, console: Path, timeout: float,
+                        arch: Arch = AMD64) -> float:
     """Run the VM until it powers off; kill it and raise when ``timeout`` runs out.
     Returns the seconds it ran. qemu runs under timeout(1) as well, so it ends even if this
     process is killed before it can kill qemu."""
@@ -39,7 +39,7 @@ def boot_until_poweroff(boot: BootFiles, console: Path, timeout: float) -> float
     stderr = console.with_name("qemu-stderr.txt")
     guard = ["timeout", "--kill-after=10", f"{timeout + 30:.0f}"]
     with stderr.open("w") as err, subprocess.Popen(
-            [*guard, *qemu_command(boot, console)], stdin=subprocess.DEVNULL, stdout=err,
+            [*guard, *qemu_command(boot, console, arch)], stdin=subprocess.DEVNULL, stdout=err,
             stderr=err, start_new_session=True) as proc:
         try:
             code = proc.wait(timeout=timeout)

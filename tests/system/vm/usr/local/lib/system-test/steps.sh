@@ -8,6 +8,7 @@
 #   4. a spoken command is played into the loopback mic: the model's tool call switches the
 #      lamp (gpio-sim line 17) and its spoken reply is recorded from the loopback speaker
 #   5. systemctl stop: the lamp's line goes to its safe state
+# and the agent's and the system's memory at steady state and after the reply (memory-*.txt).
 # Every wait is bounded; a wait that runs out is recorded (timeout:NAME) and the steps go on,
 # so the logs show how far each part got (only an agent that never starts ends them early).
 set -u
@@ -17,6 +18,9 @@ unit=edge-agent.service
 facts=/run/system-test
 lamp_line=$(cat "$facts/lamp-line" 2>/dev/null || echo /nonexistent)
 recorder=
+# How many times longer than on the x86 VM this machine may take for anything (written by the
+# host for the emulated aarch64 VM); every wait below is stretched by it.
+slowness=$(cat /usr/local/share/system-test/slowness 2>/dev/null || echo 1)
 
 mark() {  # a step boundary, in the journal (ordered with the agent's events) and steps.log
     logger -t system-test "step=$1"
@@ -38,7 +42,7 @@ agent_count() {  # how many times the agent's current and past runs logged event
 }
 
 wait_for() {  # wait_for SECONDS NAME COMMAND...: poll COMMAND until it succeeds
-    local limit=$1 name=$2
+    local limit=$(($1 * slowness)) name=$2
     shift 2
     local deadline=$((SECONDS + limit))
     until "$@"; do
@@ -76,6 +80,19 @@ unit_processes() {  # the unit's processes and threads, with where each waits in
     done > "$out/procs-$1.txt" 2>&1
 }
 
+memory() {  # the agent's memory (its smaps_rollup), its unit's and the system's, at step $1
+    local pid
+    pid=$(systemctl show -P MainPID "$unit")
+    {
+        echo "== smaps_rollup $pid"
+        cat "/proc/$pid/smaps_rollup"
+        echo "== meminfo"
+        cat /proc/meminfo
+        echo "== unit"
+        systemctl show -p MemoryCurrent,MemoryPeak,MemoryHigh,MemoryMax "$unit"
+    } > "$out/memory-$1.txt" 2>&1
+}
+
 is_active() {
     [[ $(systemctl show -P ActiveState "$unit") == active ]]
 }
@@ -107,6 +124,9 @@ wait_for 120 agent-active is_active || exit 1
 show ready
 wait_for 60 session-connected agent_logged_more session.connected 0
 lamp at-start
+# Steady state: the session live, the microphone streaming, a camera frame each second.
+sleep 15
+memory steady
 
 # 2. The emulator dies mid-session and comes back.
 before=$(agent_count 'session.resumed|session.fresh_start')
@@ -134,7 +154,7 @@ wait_for 60 reconnected agent_logged_more session.connected "$connected"
 # 4. The spoken command, the tool call and the spoken reply.
 lamp before-command
 actuated=$(agent_count tool.actuated)
-arecord -q -D testspk -f S16_LE -r 24000 -c 1 -d 90 "$out/reply.wav" &
+arecord -q -D testspk -f S16_LE -r 24000 -c 1 -d $((90 * slowness)) "$out/reply.wav" &
 recorder=$!
 sleep 1
 mark command-play
@@ -142,21 +162,22 @@ aplay -q -D testmic /usr/local/share/system-test/command.wav
 mark command-played
 wait_for 45 tool-actuated agent_logged_more tool.actuated "$actuated"
 lamp after-tool
-sleep 8  # the reply is spoken after the function response: a few seconds of audio
+sleep $((8 * slowness))  # the reply is spoken after the function response: seconds of audio
 kill -INT "$recorder"
 wait "$recorder"
 recorder=
 mark reply-recorded
+memory after-reply  # the reply has just been played
 show before-stop
 lamp before-stop
 
 # 5. Stop: the lamp goes to its safe state before the agent lets go of the line.
 unit_processes before-stop
 mark stop
-timeout 60 systemctl stop "$unit" &
+timeout $((60 * slowness)) systemctl stop "$unit" &
 stopper=$!
 # A stop still running after 6 s (it takes about one) is recorded while it hangs.
-for _ in {1..12}; do
+for _ in $(seq $((12 * slowness))); do
     [[ $(systemctl show -P ActiveState "$unit") == @(active|deactivating) ]] || break
     sleep 0.5
 done
