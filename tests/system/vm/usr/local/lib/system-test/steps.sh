@@ -97,6 +97,10 @@ is_active() {
     [[ $(systemctl show -P ActiveState "$unit") == active ]]
 }
 
+emulator_gone() {
+    [[ $(systemctl show -P ActiveState edge-emulator.service) != @(active|deactivating) ]]
+}
+
 collect() {  # everything the host reads, whatever happened above
     if [[ -n $recorder ]]; then
         kill -INT "$recorder" 2>/dev/null
@@ -133,6 +137,9 @@ before=$(agent_count 'session.resumed|session.fresh_start')
 show before-emulator-kill
 mark emulator-kill
 systemctl kill --signal=SIGKILL edge-emulator.service
+# kill returns once the signal is sent; a start before systemd has seen the process die is a
+# no-op on a unit still active (an emulated CPU took 6 s to get there).
+wait_for 30 emulator-gone emulator_gone
 sleep 2
 systemctl reset-failed edge-emulator.service
 systemctl start edge-emulator.service
