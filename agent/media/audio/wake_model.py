@@ -27,6 +27,8 @@ from pymicro_wakeword import MicroWakeWord
 SAMPLE_BYTES = 2
 WINDOW_BYTES = 160 * SAMPLE_BYTES
 """The frontend steps 10 ms (160 samples of 16 kHz S16) per window."""
+FEATURES = 40
+"""Features per window the frontend makes: a model must take windows of this many."""
 
 
 class WakeModelError(ValueError):
@@ -78,6 +80,10 @@ class WakeModel:
         if stride < 1 or input_bytes % (stride * itemsize):
             raise WakeModelError(f"{model.tflite_model}: input of {input_bytes} bytes is not "
                                  f"{stride} windows")
+        if input_bytes // itemsize // stride != FEATURES:
+            raise WakeModelError(f"{model.tflite_model}: takes windows of "
+                                 f"{input_bytes // itemsize // stride} features, the frontend "
+                                 f"makes {FEATURES}")
         if lib.TfLiteTensorByteSize(model.output_tensor) != 1:
             raise WakeModelError(f"{model.tflite_model}: output is not one probability")
         self._rows = np.zeros((stride, input_bytes // itemsize // stride), np.float64)

@@ -81,3 +81,15 @@ def test_windows_wait_for_the_rest_of_their_samples() -> None:
     assert sum(heard) == 8
     assert all(n <= 1 for n in heard)
     assert len(next(iter(Frontend().windows(pcm)))) == WakeModel(model_config("alexa")).features
+
+
+def test_a_model_for_other_features_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A custom model made for another frontend would fail at its first window, mid-run; it is
+    # refused when the detector is made, with the reason. (Every bundled model takes 40.)
+    from agent.media.audio import wake_model
+
+    monkeypatch.setattr(wake_model, "FEATURES", 39)
+    with pytest.raises(wake_model.WakeModelError, match="40 features, the frontend makes 39"):
+        WakeModel(model_config("okay_nabu"))
+    with pytest.raises(wakeword.WakeWordError, match="features"):
+        wakeword.MicroWakeWordDetector(["okay_nabu"])
