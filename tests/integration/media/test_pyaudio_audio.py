@@ -262,8 +262,11 @@ async def test_half_duplex_gate_with_real_devices(
     virtual_mic: VirtualMic, virtual_speaker: Callable[[int], VirtualSpeaker]
 ) -> None:
     fmt = CaptureFormat(rate=48000, channels=2, sample_format="int32", shift=8)
+    # Ten seconds of tone, though the test takes about one: on a loaded machine (qemu-user
+    # beside other tiers) the speaker may sound for seconds, and a tone that ended meanwhile
+    # would leave the capture nothing to pass once the gate opens.
     virtual_mic.play(
-        i2s_tone(300, 3.0, 0.3), block_bytes=READ_BYTES, bytes_per_second=I2S_BYTES_PER_S
+        i2s_tone(300, 10.0, 0.3), block_bytes=READ_BYTES, bytes_per_second=I2S_BYTES_PER_S
     )
     virtual_speaker(48000 * 4)
     playback = AudioPlayback("vspk", rate=48000, channels=2)
