@@ -86,7 +86,11 @@ class FrameSource(Protocol):
         """Acquire the device and configure it to deliver frames of this size."""
 
     def capture(self) -> Frame:
-        """Return the newest frame. Raise ``CameraError`` (or ``OSError``) on a fault."""
+        """Return the newest frame. Raise ``CameraError`` (or ``OSError``) on a fault.
+
+        The frame may share memory with the next one the source returns (sources reuse their
+        arrays): use it before calling ``capture`` again.
+        """
 
     def close(self) -> None:
         """Release the device. Must be safe to call when not open."""

@@ -6,6 +6,8 @@ the expensive part of a frame, so it is the fallback, not the path.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -16,36 +18,74 @@ def fit_rgb(image: RgbFrame, width: int, height: int) -> RgbFrame:
     """Scale ``image`` to exactly ``width`` x ``height``, cropping the centre to keep its shape.
 
     Downscaling averages integer blocks first (no aliasing from the bulk of the reduction),
-    then picks the nearest pixel for the remaining fraction.
+    then picks the nearest pixel for the remaining fraction. The result is a new array; a
+    source fitting a frame a second uses :class:`RgbFitter` instead.
     """
-    src_h, src_w = image.shape[:2]
-    if (src_w, src_h) == (width, height):
-        return image
-    if src_w * height > src_h * width:  # wider than the target: trim the sides
-        crop_w = max(1, round(src_h * width / height))
-        x0 = (src_w - crop_w) // 2
-        image = image[:, x0 : x0 + crop_w]
-    elif src_w * height < src_h * width:  # taller: trim top and bottom
-        crop_h = max(1, round(src_w * height / width))
-        y0 = (src_h - crop_h) // 2
-        image = image[y0 : y0 + crop_h]
-    src_h, src_w = image.shape[:2]
-    factor = min(src_h // height, src_w // width)
-    if factor >= 2:
-        image = _block_mean(image, factor)
+    return RgbFitter(width, height).fit(image)
+
+
+class RgbFitter:
+    """:func:`fit_rgb` into arrays kept from one frame to the next.
+
+    A camera thread that allocates a frame's megabytes afresh each time gets them from its own
+    malloc arena, which hands them back to the kernel when they are freed: every frame then
+    pays a page fault per 4 KiB touched (about 1,600 for a 1280x720 JPEG fitted to 768x576,
+    a third of the frame's CPU). The result of :meth:`fit` is the fitter's own array, valid
+    until the next call.
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self._arrays: dict[str, NDArray[Any]] = {}
+
+    def fit(self, image: RgbFrame) -> RgbFrame:
+        """``image`` fitted to the size; ``image`` itself when it already has it."""
+        width, height = self.width, self.height
         src_h, src_w = image.shape[:2]
-    rows = ((2 * np.arange(height) + 1) * src_h) // (2 * height)
-    cols = ((2 * np.arange(width) + 1) * src_w) // (2 * width)
-    # Two one-axis takes: four times faster than one fancy index over both axes.
-    return np.asarray(image.take(rows, axis=0).take(cols, axis=1), dtype=np.uint8)
+        if (src_w, src_h) == (width, height):
+            return image
+        x0 = y0 = 0
+        if src_w * height > src_h * width:  # wider than the target: trim the sides
+            crop_w = max(1, round(src_h * width / height))
+            x0, src_w = (src_w - crop_w) // 2, crop_w
+        elif src_w * height < src_h * width:  # taller: trim top and bottom
+            crop_h = max(1, round(src_w * height / width))
+            y0, src_h = (src_h - crop_h) // 2, crop_h
+        factor = min(src_h // height, src_w // width)
+        if factor >= 2:
+            image = self._block_mean(image[y0 : y0 + src_h, x0 : x0 + src_w], factor)
+            x0 = y0 = 0
+            src_h, src_w = image.shape[:2]
+        # The crop is folded into the indices rather than sliced: take() copies an input that
+        # is not contiguous, and a cropped view is not.
+        rows = y0 + ((2 * np.arange(height) + 1) * src_h) // (2 * height)
+        cols = x0 + ((2 * np.arange(width) + 1) * src_w) // (2 * width)
+        # Two one-axis takes: four times faster than one fancy index over both axes. "clip"
+        # because the indices are in range, and take buffers its output in "raise" mode.
+        picked_rows = self._array("rows", (height, *image.shape[1:]), np.uint8)
+        image.take(rows, axis=0, out=picked_rows, mode="clip")
+        fitted = self._array("fitted", (height, width, 3), np.uint8)
+        picked_rows.take(cols, axis=1, out=fitted, mode="clip")
+        return fitted
 
+    def _block_mean(self, image: RgbFrame, factor: int) -> RgbFrame:
+        rows = image.shape[0] // factor
+        cols = image.shape[1] // factor
+        blocks = image[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor, -1)
+        mean = self._array("mean", (rows, cols, blocks.shape[-1]), np.float32)
+        blocks.mean(axis=(1, 3), dtype=np.float32, out=mean)
+        np.rint(mean, out=mean)
+        averaged = self._array("averaged", mean.shape, np.uint8)
+        np.copyto(averaged, mean, casting="unsafe")
+        return averaged
 
-def _block_mean(image: RgbFrame, factor: int) -> RgbFrame:
-    rows = image.shape[0] // factor
-    cols = image.shape[1] // factor
-    blocks = image[: rows * factor, : cols * factor].reshape(rows, factor, cols, factor, -1)
-    mean = blocks.mean(axis=(1, 3), dtype=np.float32)
-    return np.asarray(np.rint(mean), dtype=np.uint8)
+    def _array(self, name: str, shape: tuple[int, ...], dtype: type[np.generic]) -> NDArray[Any]:
+        """The array kept under ``name``, made anew only when the shape changes."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape:
+            array = self._arrays[name] = np.empty(shape, dtype=dtype)
+        return array
 
 
 def yuyv_to_i420(data: bytes | memoryview, width: int, height: int, stride: int) -> YuvFrame:

@@ -6,7 +6,8 @@ import numpy as np
 import simplejpeg
 from numpy.typing import NDArray
 
-from agent.media.camera.frames import CameraError, Frame, JpegFrame, YuvFrame
+from agent.media.camera.frames import CameraError, Frame, JpegFrame, RgbFrame, YuvFrame
+from agent.media.camera.image import RgbFitter
 
 
 class JpegEncoder:
@@ -59,7 +60,13 @@ def _contiguous_rows(array: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 
 def decode_jpeg(
-    data: bytes, min_width: int, min_height: int, *, gray: bool = False, what: str = "camera frame"
+    data: bytes,
+    min_width: int,
+    min_height: int,
+    *,
+    gray: bool = False,
+    what: str = "camera frame",
+    buffer: NDArray[np.uint8] | None = None,
 ) -> NDArray[np.uint8]:
     """Decode ``data`` at the smallest of the scales 1/8, 1/4, 1/2 and 1/1 that still covers the
     size asked.
@@ -69,7 +76,8 @@ def decode_jpeg(
     plain C and cost more than a whole decode at 1/1 (1280x720 at 7/8: 8 ms against 5 ms).
     Returns an ``(H, W, 3)`` RGB array, or an ``(H, W)`` luma plane with ``gray``; the image is
     at least ``min_width`` x ``min_height`` when the JPEG is, so the caller fits it to the
-    exact size.
+    exact size. With ``buffer`` (flat uint8) the image is decoded into it when it is large
+    enough, and into a new array when not.
 
     Raises:
         CameraError: ``data`` is not a JPEG image; the message calls it ``what``.
@@ -77,6 +85,7 @@ def decode_jpeg(
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
         scaled_w, scaled_h = _power_of_two_scale(width, height, min_width, min_height)
+        needed = scaled_w * scaled_h * (1 if gray else 3)
         image = simplejpeg.decode_jpeg(
             data,
             colorspace="GRAY" if gray else "RGB",
@@ -86,10 +95,32 @@ def decode_jpeg(
             fastupsample=True,
             min_height=scaled_h,
             min_width=scaled_w,
+            buffer=buffer if buffer is not None and buffer.size >= needed else None,
         )
     except ValueError as exc:
         raise CameraError(f"{what} is not a valid JPEG: {exc}") from exc
     return np.asarray(image[..., 0] if gray else image, dtype=np.uint8)
+
+
+class JpegFitter:
+    """JPEG bytes to an RGB frame of exactly one size, decoded and fitted in arrays kept from
+    one frame to the next (see :class:`~agent.media.camera.image.RgbFitter` for why).
+
+    The frame :meth:`fit` returns is the fitter's own, valid until the next call.
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self._decoded: NDArray[np.uint8] = np.empty(0, dtype=np.uint8)
+        self._fitter = RgbFitter(width, height)
+
+    def fit(self, data: bytes, what: str = "camera frame") -> RgbFrame:
+        """Decode ``data`` and fit it; raises ``CameraError`` when it is not a JPEG."""
+        image = decode_jpeg(data, self.width, self.height, what=what, buffer=self._decoded)
+        if not np.shares_memory(image, self._decoded):  # larger than the last: keep its array
+            self._decoded = image.reshape(-1)
+        return self._fitter.fit(image)
 
 
 def _power_of_two_scale(

@@ -17,7 +17,7 @@ import numpy as np
 
 from agent.media.camera.frames import CameraError, CameraUnavailable, RgbFrame
 from agent.media.camera.image import fit_rgb
-from agent.media.camera.jpeg import decode_jpeg
+from agent.media.camera.jpeg import JpegFitter
 
 # 5x7 glyphs for the clock text: one string per row, '#' is ink.
 _GLYPHS: dict[str, tuple[str, ...]] = {
@@ -136,7 +136,7 @@ class ImageFolderSource:
         self.path = Path(path)
         self._files: list[Path] = []
         self._next = 0
-        self._size = (0, 0)
+        self._jpeg = JpegFitter(0, 0)
 
     def open(self, width: int, height: int) -> None:
         if self.path.is_file():
@@ -149,25 +149,21 @@ class ImageFolderSource:
         if not files:
             raise CameraUnavailable(f"no JPEG or PNG images in {self.path}")
         self._files = files
-        self._size = (width, height)
+        self._jpeg = JpegFitter(width, height)
 
     def capture(self) -> RgbFrame:
+        """The next image, fitted; a JPEG's frame is valid until the next capture."""
         if not self._files:
             raise CameraError("image folder source is not open")
         path = self._files[self._next % len(self._files)]
         self._next += 1  # move on first, so one bad file cannot stall the cycle
-        width, height = self._size
-        return fit_rgb(_load_rgb(path, width, height), width, height)
+        data = _read_image(path)
+        if path.suffix.lower() == ".png":
+            return fit_rgb(_load_png(path, data), self._jpeg.width, self._jpeg.height)
+        return self._jpeg.fit(data, what=f"image {path}")
 
     def close(self) -> None:
         self._files = []
-
-
-def _load_rgb(path: Path, width: int, height: int) -> RgbFrame:
-    data = _read_image(path)
-    if path.suffix.lower() == ".png":
-        return _load_png(path, data)
-    return decode_jpeg(data, width, height, what=f"image {path}")
 
 
 def _read_image(path: Path) -> bytes:
@@ -176,9 +172,14 @@ def _read_image(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise CameraError(f"image {path} is not a regular file")
-            data = f.read(MAX_IMAGE_BYTES + 1)
+            # The file's own size, not the limit: read(n) sets aside n bytes before it reads.
+            expected = min(info.st_size, MAX_IMAGE_BYTES)
+            data = f.read(expected + 1)
+            if len(data) > expected:  # it grew since: read on, up to the limit
+                data += f.read(MAX_IMAGE_BYTES + 1 - len(data))
     except OSError as exc:
         raise CameraError(f"cannot read image {path}: {exc.strerror}") from exc
     if len(data) > MAX_IMAGE_BYTES:

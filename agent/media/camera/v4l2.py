@@ -32,7 +32,7 @@ import structlog
 
 from agent.media.camera.frames import CameraError, CameraUnavailable, Frame, JpegFrame
 from agent.media.camera.image import fit_rgb, yuyv_to_i420
-from agent.media.camera.jpeg import decode_jpeg
+from agent.media.camera.jpeg import JpegFitter
 
 log = structlog.get_logger(__name__)
 
@@ -433,6 +433,7 @@ class V4L2Source:
         self._dev: V4L2Device | None = None
         self._format: StreamFormat | None = None
         self._size = (0, 0)
+        self._jpeg = JpegFitter(0, 0)
 
     @property
     def stream_format(self) -> StreamFormat | None:
@@ -453,6 +454,7 @@ class V4L2Source:
             dev.close()
             raise
         self._dev, self._format, self._size = dev, agreed, (width, height)
+        self._jpeg = JpegFitter(width, height)
         log.info(
             "camera.v4l2_opened",
             device=self.device,
@@ -473,7 +475,7 @@ class V4L2Source:
         if fmt.pixel_format in (PIX_FMT_MJPEG, PIX_FMT_JPEG):
             if exact:
                 return JpegFrame.from_bytes(data)
-            return fit_rgb(decode_jpeg(data, width, height), width, height)
+            return self._jpeg.fit(data)
         if fmt.pixel_format == PIX_FMT_YUYV:
             stride = fmt.bytes_per_line or fmt.width * 2
             if len(data) < stride * fmt.height:

@@ -19,8 +19,8 @@ from agent.media.camera import (
 )
 from agent.media.camera.change import ChangeDetector, luma_thumbnail
 from agent.media.camera.frames import frame_size
-from agent.media.camera.image import fit_rgb, luma_of_rgb, yuyv_to_i420
-from agent.media.camera.jpeg import JpegEncoder, decode_jpeg
+from agent.media.camera.image import RgbFitter, fit_rgb, luma_of_rgb, yuyv_to_i420
+from agent.media.camera.jpeg import JpegEncoder, JpegFitter, decode_jpeg
 from agent.media.camera.picamera2 import Picamera2Source
 from agent.media.camera.sim import ImageFolderSource, TestPatternSource, draw_text
 from agent.media.camera.v4l2 import V4L2Source
@@ -114,7 +114,7 @@ def test_image_folder_cycles_in_name_order_fitted_to_size(tmp_path: Path) -> Non
     write_images(tmp_path)
     source = ImageFolderSource(tmp_path)
     source.open(768, 576)
-    frames = [source.capture() for _ in range(3)]
+    frames = [source.capture().copy() for _ in range(3)]  # a frame lasts until the next
     assert all(f.shape == (576, 768, 3) for f in frames)
     red, blue, red_again = (f.reshape(-1, 3).mean(axis=0) for f in frames)
     assert red[0] > 200 and red[2] < 20
@@ -179,6 +179,56 @@ def test_fit_rgb_averages_blocks_when_shrinking() -> None:
     assert np.all(np.abs(fit_rgb(checker, 16, 16).astype(int) - 128) <= 1)
 
 
+def reference_fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The fit spelled out: centre crop to the shape, block means, nearest pixel."""
+    src_h, src_w = image.shape[:2]
+    scale = min(src_w / width, src_h / height)
+    crop_w, crop_h = round(width * scale), round(height * scale)
+    x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
+    crop = image[y0 : y0 + crop_h, x0 : x0 + crop_w].astype(np.float64)
+    factor = min(crop_h // height, crop_w // width)
+    if factor >= 2:
+        h, w = crop_h // factor, crop_w // factor
+        crop = crop[: h * factor, : w * factor].reshape(h, factor, w, factor, 3).mean((1, 3))
+        crop = np.rint(crop)
+    rows = [int((y + 0.5) * crop.shape[0] / height) for y in range(height)]
+    cols = [int((x + 0.5) * crop.shape[1] / width) for x in range(width)]
+    return crop[np.ix_(rows, cols)].astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ((1280, 720), (768, 576)),
+        ((1920, 1080), (640, 360)),
+        ((300, 200), (64, 48)),
+        ((90, 60), (64, 48)),
+    ],
+)
+def test_the_fitter_agrees_with_the_fit_spelled_out(
+    src: tuple[int, int], dst: tuple[int, int]
+) -> None:
+    image = np.random.default_rng(7).integers(0, 256, (src[1], src[0], 3), dtype=np.uint8)
+    fitted = RgbFitter(*dst).fit(image)
+    assert fitted.shape == (dst[1], dst[0], 3)
+    assert np.abs(fitted.astype(int) - reference_fit(image, *dst)).max() <= 1  # float32 means
+    assert np.array_equal(fitted, fit_rgb(image, *dst))
+
+
+def test_the_fitter_keeps_its_arrays_from_frame_to_frame() -> None:
+    rng = np.random.default_rng(3)
+    fitter = RgbFitter(64, 48)
+    first_image, second_image = (rng.integers(0, 256, (96, 160, 3), dtype=np.uint8) for _ in "ab")
+    first = fitter.fit(first_image)
+    first_copy = first.copy()
+    second = fitter.fit(second_image)
+    assert np.shares_memory(first, second)  # no new megabytes per frame
+    assert np.array_equal(second, fit_rgb(second_image, 64, 48))
+    assert not np.array_equal(second, first_copy)
+    other_shape = fitter.fit(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    assert other_shape.shape == (48, 64, 3)  # a source that changes size is fitted anew
+
+
 def test_yuyv_repacks_to_i420_planes() -> None:
     h, w, stride = 4, 6, 16  # rows padded to 16 bytes
     y = np.arange(h * w, dtype=np.uint8).reshape(h, w)
@@ -216,6 +266,24 @@ def test_jpeg_decodes_at_the_smallest_scale_that_covers_the_size() -> None:
     assert abs(float(luma.mean()) - float(luma_of_rgb(image).mean())) < 3
     with pytest.raises(CameraError, match=r"image x\.jpg is not a valid JPEG"):
         decode_jpeg(b"\xff\xd8 torn", 80, 60, what="image x.jpg")
+
+
+def test_the_jpeg_fitter_decodes_into_the_same_arrays_each_frame() -> None:
+    small, large = (
+        JpegEncoder(quality=90).encode(photo_like(w, h, seed=w))
+        for w, h in ((320, 240), (1280, 720))
+    )
+    fitter = JpegFitter(320, 240)
+    first = fitter.fit(small).copy()
+    assert np.array_equal(first, fit_rgb(decode_jpeg(small, 320, 240), 320, 240))
+    again = fitter.fit(large)  # a larger JPEG: a larger decode array, kept from now on
+    assert np.array_equal(again, fit_rgb(decode_jpeg(large, 320, 240), 320, 240))
+    kept = fitter._decoded
+    assert kept.size == 640 * 360 * 3  # decoded at 1/2
+    assert np.array_equal(fitter.fit(small), first) and fitter._decoded is kept
+    assert np.shares_memory(fitter.fit(large), again)
+    with pytest.raises(CameraError, match=r"image y\.jpg is not a valid JPEG"):
+        fitter.fit(b"\xff\xd8 torn", what="image y.jpg")
 
 
 def test_jpeg_from_yuv_planes_matches_the_rgb_it_came_from() -> None:
