@@ -144,7 +144,8 @@ class LiveSession:
 
     # -- sending --------------------------------------------------------------------------------
 
-    async def _send(self, frame: str) -> None:
+    async def _send(self, frame: str | bytes) -> None:
+        """Send a text frame; ``bytes`` are UTF-8 JSON, sent as they are."""
         if self.is_closed:
             raise self._closed_error()
         async with self._send_lock:
@@ -153,7 +154,7 @@ class LiveSession:
             if self._probe is not None:
                 self._probe.note_sent()
             try:
-                await self._ws.send(frame)
+                await self._ws.send(frame, text=True)
             except ConnectionClosed as exc:
                 raise self._note_closed(exc) from None
 

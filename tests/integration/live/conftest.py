@@ -38,6 +38,7 @@ class ScriptedConnection:
         """The client's next frame, parsed; fails the test if none comes in time."""
         async with asyncio.timeout(STEP_TIMEOUT):
             raw = await self.ws.recv()
+        assert isinstance(raw, str), "the client sends text frames, as Google's clients do"
         obj = json.loads(raw)
         assert isinstance(obj, dict)
         return obj

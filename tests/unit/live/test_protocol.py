@@ -71,6 +71,11 @@ def test_realtime_blob_rejects_text_that_would_break_the_json() -> None:
         protocol.realtime_audio_frame(GenerativeContentBlob("audio/pcm", 'abc"}'))
 
 
+def test_realtime_blob_rejects_text_that_is_not_ascii() -> None:
+    with pytest.raises(ValueError, match="not base64 text"):
+        protocol.realtime_video_frame(GenerativeContentBlob("image/jpeg", "ab\u00e9c"))
+
+
 def test_mime_type_is_json_escaped() -> None:
     frame = protocol.realtime_video_frame(GenerativeContentBlob('image/"odd"', b"\xff\xd8"))
     assert loads(frame)["realtimeInput"]["video"]["mimeType"] == 'image/"odd"'
