@@ -31,7 +31,7 @@ class RgbFitter:
     malloc arena, which hands them back to the kernel when they are freed: every frame then
     pays a page fault per 4 KiB touched (about 1,600 for a 1280x720 JPEG fitted to 768x576,
     a third of the frame's CPU). The result of :meth:`fit` is the fitter's own array, valid
-    until the next call.
+    until the next call; it and the decoded image are all a frame keeps resident.
     """
 
     def __init__(self, width: int, height: int) -> None:
@@ -61,12 +61,13 @@ class RgbFitter:
         # is not contiguous, and a cropped view is not.
         rows = y0 + ((2 * np.arange(height) + 1) * src_h) // (2 * height)
         cols = x0 + ((2 * np.arange(width) + 1) * src_w) // (2 * width)
-        # Two one-axis takes: four times faster than one fancy index over both axes. "clip"
-        # because the indices are in range, and take buffers its output in "raise" mode.
-        picked_rows = self._array("rows", (height, *image.shape[1:]), np.uint8)
-        image.take(rows, axis=0, out=picked_rows, mode="clip")
+        # Row by row, each row's pixels taken straight into the result: twice as fast as one
+        # fancy index over both axes, and, unlike a take of the rows and then of the columns,
+        # no intermediate the size of the rows kept (2 MB at 1280x720). "clip" because the
+        # indices are in range, and take buffers its output in "raise" mode.
         fitted = self._array("fitted", (height, width, 3), np.uint8)
-        picked_rows.take(cols, axis=1, out=fitted, mode="clip")
+        for y, row in enumerate(rows.tolist()):
+            image[row].take(cols, axis=0, out=fitted[y], mode="clip")
         return fitted
 
     def _block_mean(self, image: RgbFrame, factor: int) -> RgbFrame:
