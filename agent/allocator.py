@@ -5,7 +5,9 @@ Two of glibc's defaults suit short, many-threaded programs rather than this daem
 * The mmap threshold adapts upwards: once a large block (a 1.3 MB camera frame) is freed, later
   blocks of that size come from the heap instead of fresh mappings, and a heap only returns
   memory from its top, so freed frames stay resident. A fixed threshold keeps every block over
-  128 KiB in its own mapping, given back to the kernel on ``free``.
+  128 KiB in its own mapping, given back to the kernel on ``free`` (and faulted in again when
+  allocated: what a block needs every second is kept by its owner instead, as the camera keeps
+  its decoded and fitted frame).
 * Every thread that allocates may get an arena of its own (up to eight per core), each holding
   its freed memory. The daemon's few threads (capture, playback, camera) share two.
 

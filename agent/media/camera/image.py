@@ -27,11 +27,12 @@ def fit_rgb(image: RgbFrame, width: int, height: int) -> RgbFrame:
 class RgbFitter:
     """:func:`fit_rgb` into arrays kept from one frame to the next.
 
-    A camera thread that allocates a frame's megabytes afresh each time gets them from its own
-    malloc arena, which hands them back to the kernel when they are freed: every frame then
-    pays a page fault per 4 KiB touched (about 1,600 for a 1280x720 JPEG fitted to 768x576,
-    a third of the frame's CPU). The result of :meth:`fit` is the fitter's own array, valid
-    until the next call; it and the decoded image are all a frame keeps resident.
+    A frame's megabytes allocated afresh each time go back to the kernel when they are freed
+    (blocks over the daemon's 128 KiB mmap threshold are mappings of their own, and a thread's
+    malloc arena trims what it frees), so every frame would pay a page fault per 4 KiB
+    touched: about 1,600 for a 1280x720 JPEG fitted to 768x576, a third of its CPU. The result
+    of :meth:`fit` is the fitter's own array, valid until the next call; it and the decoded
+    image are all a frame keeps resident.
     """
 
     def __init__(self, width: int, height: int) -> None:
