@@ -10,7 +10,7 @@ from pathlib import Path
 def test_daemon_steady_state() -> None:
     script = Path(__file__).with_name("daemon_steady_state.py")
     result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=900, check=False
     )
     print(result.stdout)
     assert result.returncode == 0, result.stderr[-3000:]
