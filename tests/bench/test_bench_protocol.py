@@ -40,7 +40,7 @@ SERVER_FRAME = json.dumps(
 ).encode()
 
 
-def ours_encode() -> str:
+def ours_encode() -> bytes:
     return protocol.realtime_audio_frame(GenerativeContentBlob(AUDIO_INPUT_MIME, PCM_IN))
 
 

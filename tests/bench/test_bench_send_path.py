@@ -69,7 +69,8 @@ async def measure(cert_dir: Path) -> tuple[dict[tuple[str, float], list[float]],
             async with ResilientSession(model) as resilient:
                 await resilient.wait_live()
                 paths: dict[str, Send] = {
-                    "websockets send (baseline)": lambda: plain.send(frame),
+                    # The same text frame the session sends, already built.
+                    "websockets send (baseline)": lambda: plain.send(frame, text=True),
                     "LiveSession": lambda: session.send_audio_realtime(BLOB),
                     "ResilientSession": lambda: resilient.send_audio_realtime(BLOB),
                 }
