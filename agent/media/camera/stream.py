@@ -164,6 +164,7 @@ class CameraStream:
         self._live = asyncio.Event()  # set while live, ...
         self._live.set()
         self._paused_event = asyncio.Event()  # ... and its inverse, to wake a backoff sleep
+        self._pauses = 0  # pauses so far: one that came and went before a sleep began counts
         self._opened = False  # touched only in the camera thread, like _size_warned
         self._size_warned = False
         self._thread: _CameraThread | None = None
@@ -187,6 +188,7 @@ class CameraStream:
         """
         if self._live.is_set():
             self._live.clear()
+            self._pauses += 1
             self._paused_event.set()
             log.info("camera.paused", sent=self.sent, skipped=self.skipped)
 
@@ -232,8 +234,9 @@ class CameraStream:
                         failures=self.failures,
                         retry_in_s=round(backoff, 3),
                     )
+                    pauses = self._pauses  # a pause while the camera is released counts too
                     await self._release()
-                    await self._sleep_unless_paused(backoff)
+                    await self._sleep_unless_paused(backoff, pauses)
                     backoff = min(backoff * 2, self.retry_max_s)
                     deadline = loop.time()
                     continue
@@ -350,8 +353,11 @@ class CameraStream:
             await self._release()
             await self._live.wait()
 
-    async def _sleep_unless_paused(self, seconds: float) -> None:
-        """Sleep, but wake early if paused so a backoff never delays a pause."""
+    async def _sleep_unless_paused(self, seconds: float, pauses_before: int) -> None:
+        """Sleep, but wake early if paused so a backoff never delays a pause; not at all if
+        the stream was paused (and perhaps resumed already) since ``pauses_before``."""
+        if self._pauses != pauses_before:
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._paused_event.wait()

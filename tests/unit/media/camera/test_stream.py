@@ -42,12 +42,14 @@ class ScriptedSource:
         fail_captures: set[int] | None = None,
         fail_opens: int = 0,
         capture_delay_s: float = 0.0,
+        close_delay_s: float = 0.0,
         error: Callable[[], BaseException] = lambda: CameraError("injected fault"),
     ) -> None:
         self._frames = frames or (lambda n: solid(n % 256))
         self.fail_captures = fail_captures or set()
         self.fail_opens = fail_opens
         self.capture_delay_s = capture_delay_s
+        self.close_delay_s = close_delay_s
         self.error = error
         self.opens = 0
         self.closes = 0
@@ -75,6 +77,7 @@ class ScriptedSource:
         return self._frames(index)
 
     def close(self) -> None:
+        time.sleep(self.close_delay_s)
         self.closes += 1
         self.is_open = False
 
@@ -409,6 +412,19 @@ async def test_pause_during_backoff_wakes_the_stream_at_once() -> None:
         await wait_for(lambda: stream.failures == 1)
         stream.pause()
         stream.resume()  # the 30 s backoff must not outlive the pause
+        await wait_for(lambda: len(received) >= 1, timeout_s=10.0)  # far below the backoff
+
+
+async def test_a_pause_and_resume_while_the_camera_is_released_cut_the_backoff_short() -> None:
+    # The pause comes and goes while the failed camera is still being closed, before the
+    # backoff's sleep begins: the stream must not then sleep the whole backoff.
+    source = ScriptedSource(fail_captures={0}, close_delay_s=0.5)
+    stream = CameraStream(source, width=64, height=48, interval_s=0.01, retry_initial_s=30)
+    async with consuming(stream) as received:
+        await wait_for(lambda: stream.failures == 1)
+        assert source.closes == 0  # the camera is still being closed
+        stream.pause()
+        stream.resume()
         await wait_for(lambda: len(received) >= 1, timeout_s=10.0)  # far below the backoff
 
 
