@@ -1,4 +1,5 @@
-"""The tight loop against the cookbook-style agent, side by side; see tight_loop.py."""
+"""The tight loop against the cookbook-style agent and its libraries alone, side by side; see
+tight_loop.py."""
 
 from __future__ import annotations
 

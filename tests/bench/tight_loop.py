@@ -1,6 +1,7 @@
-"""The tight loop, side by side: ``edge-agent run`` against the cookbook-style agent.
+"""The tight loop, side by side: ``edge-agent run`` against the cookbook-style agent, and the
+floor under both: the daemon's work done by its libraries alone (``floor_agent.py``).
 
-Both agents get the same inputs, one after the other in alternating rounds: an I2S-format
+All three get the same inputs, one after the other in alternating rounds: an I2S-format
 microphone feed (48 kHz, 2 ch, S32, a voice-like burst every 4 s) on the virtual ALSA mic, a
 folder of 1280x720 JPEG photos as the camera, a real-time virtual speaker at 24 kHz, and one
 emulator over TLS (google-genai insists on wss://, and the real service is TLS too). The
@@ -12,9 +13,15 @@ production, plus the emulator's: the daemon through a hashed CA directory (``SSL
 as ``/etc/ssl/certs`` is on a device), the cookbook agent through Python's default context
 with the emulator's certificate added.
 
+The floor agent reads the raw device in 40 ms blocks as the daemon does, converts with numpy and
+soxr, fits and encodes the photos with simplejpeg and numpy, and sends over websockets on uvloop;
+it has none of the daemon's checks, reconnection, logging or tools, so the daemon's CPU and
+memory above it are edge-agent's own, and a goal below it is a goal for the libraries.
+
 Per process, from outside: CPU from ``/proc/PID/stat`` (all threads), RSS/PSS/USS from
 ``smaps_rollup``, wake-ups as context switches summed over every thread. The table gives the
-median of the rounds (``TIGHT_LOOP_ROUNDS``, default 3) and the ratio daemon / cookbook.
+median of the rounds (``TIGHT_LOOP_ROUNDS``, default 3) and the ratios daemon / cookbook and
+daemon / floor.
 Run by test_bench_tight_loop.py in a process of its own (the virtual sound devices must be
 set up before PortAudio starts).
 """
@@ -52,6 +59,7 @@ I2S_BYTES_PER_S = 48_000 * 2 * 4
 DAEMON_BLOCK = 1920 * 8
 COOKBOOK_BLOCK = 3072 * 8
 TICKS = os.sysconf("SC_CLK_TCK")
+AGENTS = ("daemon", "cookbook", "floor")
 HERE = Path(__file__).parent
 
 
@@ -257,10 +265,19 @@ class Bench:
         return process
 
     async def start_cookbook(self) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "cookbook_agent.py"),
+        return await self._start_script(
+            "cookbook_agent.py",
             self.emulator.url.replace("wss://", "https://"), str(self.cert), str(self.photos),
             "vmic_plug",
+        )
+
+    async def start_floor(self) -> asyncio.subprocess.Process:
+        return await self._start_script("floor_agent.py", self.emulator.url, str(self.photos))
+
+    async def _start_script(self, script: str, *args: str) -> asyncio.subprocess.Process:
+        """Start an agent script of this folder; it is ready when it prints ``connected``."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(HERE / script), *args,
             env=self.env,
             pass_fds=(MIC_FD, SPEAKER_FD),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -271,10 +288,12 @@ class Bench:
 
     async def round(self, name: str) -> Round:
         mic: VirtualMic = self.alsa.mic()
-        block = DAEMON_BLOCK if name == "daemon" else COOKBOOK_BLOCK
+        block = COOKBOOK_BLOCK if name == "cookbook" else DAEMON_BLOCK
         mic.play(self.feed, block_bytes=block, bytes_per_second=I2S_BYTES_PER_S)
         speaker = self.alsa.speaker(bytes_per_second=24_000 * 2)
-        start = self.start_daemon if name == "daemon" else self.start_cookbook
+        start = {
+            "daemon": self.start_daemon, "cookbook": self.start_cookbook, "floor": self.start_floor
+        }[name]
         process = await start()
         try:
             await asyncio.sleep(WARMUP_S)
@@ -310,6 +329,8 @@ class Bench:
             await stop(process)
             mic.close()
             speaker.close()
+        if result.audio_frames_per_s < 1 or result.video_frames < 1:
+            raise RuntimeError(f"the {name} agent did not stream (a round must measure the work)")
         return result
 
 
@@ -317,12 +338,12 @@ async def measure(root: Path) -> dict[str, list[Round]]:
     alsa = VirtualAlsa(root)
     alsa.install()
     scenario = Scenario.from_mapping({"name": "bench", "default_reply": "I heard you say {text}."})
-    rounds: dict[str, list[Round]] = {"daemon": [], "cookbook": []}
+    rounds: dict[str, list[Round]] = {name: [] for name in AGENTS}
     config = EmulatorConfig(tls=True, api_key=API_KEY, scenario=scenario)
     async with Emulator(config) as emulator:
         bench = Bench(root, alsa, emulator)
         for _ in range(ROUNDS):
-            for name in ("daemon", "cookbook"):
+            for name in AGENTS:
                 rounds[name].append(await bench.round(name))
     alsa.uninstall()
     return rounds
@@ -330,15 +351,20 @@ async def measure(root: Path) -> dict[str, list[Round]]:
 
 def report(rounds: dict[str, list[Round]]) -> None:
     def median(name: str, field: str) -> float:
-        return statistics.median(getattr(r, field) for r in rounds[name])
+        return float(statistics.median(getattr(r, field) for r in rounds[name]))
 
-    rows: list[tuple[str, str, str, str, str]] = []
+    def ratio(ours: float, theirs: float) -> str:
+        return f"{ours / theirs:.2f}x" if theirs else "-"
+
+    rows: list[tuple[str, ...]] = []
 
     def row(label: str, field: str, fmt: str, goal: str = "", met: bool | None = None) -> None:
-        ours, theirs = median("daemon", field), median("cookbook", field)
-        ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+        ours, theirs, floor = (median(name, field) for name in AGENTS)
         shown = "" if met is None else ("yes" if met else "NO")
-        rows.append((label, fmt.format(ours), fmt.format(theirs), ratio, f"{goal} {shown}"))
+        rows.append((
+            label, fmt.format(ours), fmt.format(theirs), ratio(ours, theirs),
+            fmt.format(floor), ratio(ours, floor), f"{goal} {shown}",
+        ))
 
     cpu_ratio = median("daemon", "cpu_percent") / median("cookbook", "cpu_percent")
     uss_ratio = median("daemon", "uss") / median("cookbook", "uss")
@@ -353,23 +379,30 @@ def report(rounds: dict[str, list[Round]]) -> None:
     row("speech played, s", "speaker_s", "{:.1f}")
     daemon_cpu = median("daemon", "cpu_percent")
     print(
-        f"\n\nThe tight loop: edge-agent run vs the cookbook agent, same inputs "
+        f"\n\nThe tight loop: edge-agent run vs the cookbook agent, and the floor (the daemon's "
+        f"work done by its libraries alone), same inputs "
         f"(median of {ROUNDS} alternating rounds, {MEASURE_S:.0f} s each after {WARMUP_S:.0f} s)"
     )
-    print(f"{'measure':<36}{'edge-agent':>11}{'cookbook':>10}{'ratio':>8}  goal")
-    for label, ours, theirs, ratio, goal in rows:
-        print(f"{label:<36}{ours:>11}{theirs:>10}{ratio:>8}  {goal}")
+    print(
+        f"{'measure':<36}{'edge-agent':>11}{'cookbook':>10}{'ratio':>8}"
+        f"{'floor':>8}{'ratio':>8}  goal (ratio: to the cookbook)"
+    )
+    for label, ours, theirs, to_cookbook, floor, to_floor, goal in rows:
+        print(f"{label:<36}{ours:>11}{theirs:>10}{to_cookbook:>8}{floor:>8}{to_floor:>8}  {goal}")
     print(
         f"goal: daemon CPU <= 1.25 % of one core: {'met' if daemon_cpu <= 1.25 else 'not met'}"
-        f" ({daemon_cpu:.2f} %)"
+        f" ({daemon_cpu:.2f} %; the floor {median('floor', 'cpu_percent'):.2f} %)"
     )
-    names = {n for r in rounds["daemon"] for n in r.thread_percent}
-    shares = {
-        n: statistics.median(r.thread_percent.get(n, 0.0) for r in rounds["daemon"]) for n in names
-    }
-    print("edge-agent's CPU by thread, % of one core:")
-    for name, share in sorted(shares.items(), key=lambda item: -item[1]):
-        print(f"  {name:<34}{share:>11.2f}")
+    for agent in ("daemon", "floor"):
+        names = {n for r in rounds[agent] for n in r.thread_percent}
+        shares = {
+            n: statistics.median(r.thread_percent.get(n, 0.0) for r in rounds[agent])
+            for n in names
+        }
+        who = "edge-agent" if agent == "daemon" else "the floor"
+        print(f"{who}'s CPU by thread, % of one core:")
+        for name, share in sorted(shares.items(), key=lambda item: -item[1]):
+            print(f"  {name:<34}{share:>11.2f}")
     print("rounds (CPU %):", {n: [round(r.cpu_percent, 2) for r in rs] for n, rs in rounds.items()})
 
 
