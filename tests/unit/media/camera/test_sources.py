@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +270,17 @@ def test_jpeg_decodes_at_the_smallest_scale_that_covers_the_size() -> None:
         decode_jpeg(b"\xff\xd8 torn", 80, 60, what="image x.jpg")
 
 
+def peak_allocation(work: Callable[[], object]) -> int:
+    """The most memory ``work`` held at once, in bytes, as tracemalloc (which numpy reports
+    its arrays to) saw it."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_the_jpeg_fitter_decodes_into_the_same_arrays_each_frame() -> None:
     small, large = (
         JpegEncoder(quality=90).encode(photo_like(w, h, seed=w))
@@ -278,10 +291,11 @@ def test_the_jpeg_fitter_decodes_into_the_same_arrays_each_frame() -> None:
     assert np.array_equal(first, fit_rgb(decode_jpeg(small, 320, 240), 320, 240))
     again = fitter.fit(large)  # a larger JPEG: a larger decode array, kept from now on
     assert np.array_equal(again, fit_rgb(decode_jpeg(large, 320, 240), 320, 240))
-    kept = fitter._decoded
-    assert kept.size == 640 * 360 * 3  # decoded at 1/2
-    assert np.array_equal(fitter.fit(small), first) and fitter._decoded is kept
+    assert np.array_equal(fitter.fit(small), first)
     assert np.shares_memory(fitter.fit(large), again)
+    # From now on no frame allocates a decode (691 KB for the large one at 1/2) or a frame.
+    assert peak_allocation(lambda: (fitter.fit(small), fitter.fit(large))) < 64 * 1024
+    assert peak_allocation(lambda: JpegFitter(320, 240).fit(large)) > 640 * 360 * 3  # a new one
     with pytest.raises(CameraError, match=r"image y\.jpg is not a valid JPEG"):
         fitter.fit(b"\xff\xd8 torn", what="image y.jpg")
 
