@@ -22,6 +22,7 @@ import queue
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def frames(images: list[Path], loop: asyncio.AbstractEventLoop, out: asyncio.Que
         fitted = image[rows[:, None], cols]
         jpeg = simplejpeg.encode_jpeg(fitted, quality=80, colorsubsampling="420")
         loop.call_soon_threadsafe(out.put_nowait, jpeg)
-        threading.Event().wait(1.0)
+        time.sleep(1.0)
 
 
 def play(pya: pyaudio.PyAudio, replies: queue.Queue[bytes]) -> None:
